@@ -1,0 +1,3 @@
+"""Keras layers of the PixelRNN family."""
+
+from pixelrnn_tf.layers.masked_conv import MaskedConv2D

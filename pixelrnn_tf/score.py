@@ -1,0 +1,1 @@
+# BAZEL-PLACEHOLDER: temporary file for Bazel testing; delete me.

@@ -1,0 +1,325 @@
+"""Training, exact evaluation and sampling driven by a `model_dir`.
+
+`model_dir/` holds everything needed to continue, evaluate or export a run:
+
+  config.json          {"model": ModelConfig, "train": TrainConfig}, written before step 1
+  checkpoints/         tf.train.Checkpoint of model + optimizer (step = optimizer.iterations)
+  logs/                TensorBoard events: loss and bits/dim per loop, validation, samples
+  eval_<split>.json    {"split", "num_examples", "nll_nats", "bits_per_dim", "step"}
+  samples.png          --mode=sample output
+"""
+
+import dataclasses
+import json
+import math
+import os
+import time
+
+from absl import logging
+import keras
+import numpy as np
+import tensorflow as tf
+
+from pixelrnn_tf import data
+from pixelrnn_tf import distributions
+from pixelrnn_tf import models
+from pixelrnn_tf import sampling
+
+CONFIG_FILE = "config.json"
+MODES = ("train", "eval", "train_and_eval", "sample", "complete")
+
+
+class TrainingError(RuntimeError):
+  """Training cannot go on (NaN loss, unusable checkpoint, mismatched config)."""
+
+
+@dataclasses.dataclass
+class TrainConfig:
+  """How a model is trained; saved beside the checkpoints.
+
+  Attributes:
+    dataset: `pixelrnn_tf.data` dataset name or `folder:/path`.
+    data_dir: TFDS data dir (None: `$TFDS_DATA_DIR` or TFDS's default).
+    image_size: side of folder images after resize and crop (folders only).
+    batch_size: global batch size.
+    train_steps: optimizer steps in total (a resumed run counts the steps done).
+    learning_rate: Adam learning rate.
+    steps_per_loop: steps between checkpoints and summaries (one Keras "epoch").
+    eval_every_loops: validate on `eval_examples` images every this many loops
+      (0: never during training).
+    eval_examples: images of the evaluation split used for periodic validation.
+    jit_compile: compile the train step with XLA.
+    summary_samples: images sampled into TensorBoard at the end of training.
+    seed: seeds weights, shuffling and samples.
+  """
+  dataset: str = "binarized_mnist"
+  data_dir: str | None = None
+  image_size: int | None = None
+  batch_size: int = 64
+  train_steps: int = 20_000
+  learning_rate: float = 1e-3
+  steps_per_loop: int = 500
+  eval_every_loops: int = 1
+  eval_examples: int = 10_000
+  jit_compile: bool = True
+  summary_samples: int = 16
+  seed: int = 0
+
+  def __post_init__(self):
+    for name in ("batch_size", "train_steps", "steps_per_loop"):
+      if getattr(self, name) < 1:
+        raise ValueError(f"Invalid `{name}`. Expected >= 1. "
+                         f"Received: {name}={getattr(self, name)}")
+    if not self.learning_rate > 0:
+      raise ValueError("Invalid `learning_rate`. Expected > 0. "
+                       f"Received: learning_rate={self.learning_rate}")
+
+
+def save_config(model_dir, model_config, train_config):
+  """Writes `model_dir/config.json` (atomically)."""
+  tf.io.gfile.makedirs(model_dir)
+  text = json.dumps({"model": dataclasses.asdict(model_config),
+                     "train": dataclasses.asdict(train_config)}, indent=2)
+  tmp = os.path.join(model_dir, CONFIG_FILE + ".tmp")
+  with tf.io.gfile.GFile(tmp, "w") as f:
+    f.write(text)
+  tf.io.gfile.rename(tmp, os.path.join(model_dir, CONFIG_FILE), overwrite=True)
+
+
+def load_config(model_dir):
+  """Returns `(ModelConfig, TrainConfig)` saved in `model_dir`."""
+  path = os.path.join(model_dir, CONFIG_FILE)
+  if not tf.io.gfile.exists(path):
+    raise TrainingError(
+        f"No {CONFIG_FILE} in model_dir {model_dir!r}: train a model there first "
+        "(--mode=train), or pass the --model_dir of a trained model.")
+  with tf.io.gfile.GFile(path) as f:
+    saved = json.load(f)
+  return models.ModelConfig(**saved["model"]), TrainConfig(**saved["train"])
+
+
+def model_config_for_dataset(train_config, **model_args):
+  """Returns a `ModelConfig` whose image shape and levels come from the dataset."""
+  _, info = data.load(train_config.dataset, "train", train_config.data_dir,
+                      train_config.image_size)
+  return models.ModelConfig(image_shape=info.image_shape,
+                            num_levels=info.num_levels, **model_args)
+
+
+def build_and_restore(model_dir, model_config=None, learning_rate=1e-3):
+  """Builds the network, an Adam optimizer and restores the latest checkpoint.
+
+  Returns:
+    `(model, optimizer, manager)`; `optimizer.iterations` is the restored step (0
+    when `model_dir` has no checkpoint yet).
+
+  Raises:
+    TrainingError: a checkpoint exists but cannot be read (corrupt or from another
+      model); the message names the file and how to recover.
+  """
+  model_config = model_config or load_config(model_dir)[0]
+  model = models.build(model_config)
+  optimizer = keras.optimizers.Adam(learning_rate)
+  optimizer.build(model.trainable_variables)
+  checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+  manager = tf.train.CheckpointManager(
+      checkpoint, os.path.join(model_dir, "checkpoints"), max_to_keep=3)
+  if manager.latest_checkpoint:
+    try:
+      checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    except (tf.errors.OpError, AssertionError, ValueError) as e:
+      raise TrainingError(
+          f"Cannot restore checkpoint {manager.latest_checkpoint}: {e}. The file is "
+          "corrupt or belongs to a different model config. Delete it (and its entry "
+          f"in {manager.directory}/checkpoint) to fall back to an earlier one, or "
+          "train in a new --model_dir.") from e
+    logging.info("Restored %s at step %d", manager.latest_checkpoint,
+                 int(optimizer.iterations.numpy()))
+  return model, optimizer, manager
+
+
+class _CheckpointAndStopOnNaN(keras.callbacks.Callback):
+  """Saves a checkpoint after every loop whose loss is finite; stops on NaN/inf."""
+
+  def __init__(self, manager, optimizer):
+    super().__init__()
+    self.manager = manager
+    self.optimizer = optimizer
+    self.bad_step = None
+
+  def on_train_batch_end(self, batch, logs=None):
+    loss = (logs or {}).get("loss")
+    if loss is not None and not math.isfinite(float(loss)):
+      self.bad_step = int(self.optimizer.iterations.numpy())
+      self.model.stop_training = True
+
+  def on_epoch_end(self, epoch, logs=None):
+    if self.bad_step is None:
+      self.manager.save(checkpoint_number=self.optimizer.iterations)
+
+
+def train(model_dir, model_config, train_config, verbose=1):
+  """Trains (or resumes) the model in `model_dir` up to `train_config.train_steps`.
+
+  Resumes from the latest checkpoint in `model_dir`; a run killed at any point loses
+  at most the steps since the last loop. Writes config.json before the first step.
+
+  Returns:
+    The trained `keras.Model`.
+
+  Raises:
+    TrainingError: the loss became NaN/inf (the last good checkpoint is kept), or
+      `model_dir` holds a different model.
+  """
+  _check_same_model(model_dir, model_config)
+  save_config(model_dir, model_config, train_config)
+  keras.utils.set_random_seed(train_config.seed)
+  train_ds, _ = data.load(train_config.dataset, "train", train_config.data_dir,
+                          train_config.image_size)
+  _check_image_shape(train_ds, model_config)
+  model, optimizer, manager = build_and_restore(
+      model_dir, model_config, train_config.learning_rate)
+  optimizer.learning_rate = train_config.learning_rate
+  model.compile(optimizer=optimizer,
+                loss=distributions.NegativeLogLikelihood(model_config.num_levels),
+                metrics=[distributions.bits_per_dim_metric(
+                    model_config.num_levels, model_config.image_shape)],
+                jit_compile=train_config.jit_compile)
+  step = int(optimizer.iterations.numpy())
+  loops = math.ceil(train_config.train_steps / train_config.steps_per_loop)
+  if step >= loops * train_config.steps_per_loop:
+    logging.info("Already trained %d steps in %s; nothing to do.", step, model_dir)
+    return model
+  guard = _CheckpointAndStopOnNaN(manager, optimizer)
+  callbacks = [guard,
+               keras.callbacks.TensorBoard(os.path.join(model_dir, "logs"))]
+  validation = {}
+  if train_config.eval_every_loops:
+    eval_split = data.default_eval_split(train_config.dataset)
+    val_ds, _ = data.load(train_config.dataset, eval_split, train_config.data_dir,
+                          train_config.image_size)
+    validation = dict(
+        validation_data=data.eval_pipeline(
+            val_ds.take(train_config.eval_examples).cache(), 256),
+        validation_freq=train_config.eval_every_loops)
+  start = time.time()
+  model.fit(
+      data.train_pipeline(train_ds, train_config.batch_size, seed=train_config.seed),
+      steps_per_epoch=train_config.steps_per_loop,
+      initial_epoch=step // train_config.steps_per_loop,
+      epochs=loops, callbacks=callbacks, verbose=verbose, **validation)
+  if guard.bad_step is not None:
+    raise TrainingError(
+        f"Loss became NaN or inf near step {guard.bad_step}. Training stopped; the "
+        f"last good checkpoint {manager.latest_checkpoint} is kept. Lower "
+        "--learning_rate or check the data, then rerun the same command to resume.")
+  logging.info("Trained to step %d in %.0f s", int(optimizer.iterations.numpy()),
+               time.time() - start)
+  if train_config.summary_samples:
+    _write_sample_summary(model_dir, model, model_config, train_config,
+                          int(optimizer.iterations.numpy()))
+  return model
+
+
+def _write_sample_summary(model_dir, model, model_config, train_config, step):
+  seed = tf.constant([train_config.seed, step], tf.int32)
+  images = tf.function(lambda: sampling.sample(
+      model, train_config.summary_samples, model_config.image_shape,
+      model_config.num_levels, seed), jit_compile=train_config.jit_compile)()
+  grid = sampling.image_grid(to_display(images, model_config.num_levels))
+  writer = tf.summary.create_file_writer(os.path.join(model_dir, "logs", "samples"))
+  with writer.as_default():
+    tf.summary.image("samples", grid[None], step=step)
+  writer.close()
+
+
+def evaluate(model_dir, split=None, batch_size=256, data_dir=None):
+  """Exact NLL of the latest checkpoint over a whole split; writes eval_<split>.json.
+
+  Returns:
+    `{"split", "num_examples", "nll_nats", "bits_per_dim", "step"}`: `nll_nats` is
+    the mean of `-log p(image)` in nats per image over every image of the split,
+    `bits_per_dim` the same divided by `H*W*C*ln 2`.
+  """
+  model_config, train_config = load_config(model_dir)
+  split = split or data.default_eval_split(train_config.dataset)
+  ds, _ = data.load(train_config.dataset, split, data_dir or train_config.data_dir,
+                    train_config.image_size)
+  model, optimizer, manager = build_and_restore(model_dir, model_config)
+  if not manager.latest_checkpoint:
+    raise TrainingError(f"No checkpoint in {manager.directory}: train first.")
+
+  @tf.function(jit_compile=train_config.jit_compile)
+  def batch_nll(images):
+    return -distributions.log_prob(model(images, training=False), images,
+                                   model_config.num_levels)
+
+  total, count = 0.0, 0
+  for images, _ in data.eval_pipeline(ds, batch_size):
+    nll = batch_nll(images).numpy().astype(np.float64)
+    total += nll.sum()
+    count += nll.size
+  nats = total / count
+  result = {"split": split, "num_examples": count, "nll_nats": nats,
+            "bits_per_dim": float(distributions.bits_per_dim(
+                nats, model_config.image_shape)),
+            "step": int(optimizer.iterations.numpy())}
+  with tf.io.gfile.GFile(os.path.join(model_dir, f"eval_{split}.json"), "w") as f:
+    json.dump(result, f, indent=2)
+  return result
+
+
+def write_samples(model_dir, num_samples=16, seed=0, known_rows=0, split=None):
+  """Samples (or, with `known_rows` > 0, completes split images) to a PNG grid.
+
+  Writes `model_dir/samples.png` (or `completions.png`) and returns its path.
+  """
+  model_config, train_config = load_config(model_dir)
+  model, _, manager = build_and_restore(model_dir, model_config)
+  if not manager.latest_checkpoint:
+    raise TrainingError(f"No checkpoint in {manager.directory}: train first.")
+  seed = tf.constant([seed, 0], tf.int32)
+  run = tf.function(jit_compile=train_config.jit_compile)
+  if known_rows:
+    split = split or data.default_eval_split(train_config.dataset)
+    ds, _ = data.load(train_config.dataset, split, train_config.data_dir,
+                      train_config.image_size)
+    originals = next(iter(ds.map(lambda ex: ex["image"]).batch(num_samples)))
+    width, channels = model_config.image_shape[1:]
+    images = run(lambda x: sampling.complete(
+        model, x, known_rows * width * channels, model_config.num_levels, seed))(
+            originals)
+    images = tf.concat([originals, images], axis=2)  # side by side
+    name = "completions.png"
+  else:
+    images = run(lambda: sampling.sample(
+        model, num_samples, model_config.image_shape, model_config.num_levels,
+        seed))()
+    name = "samples.png"
+  grid = sampling.image_grid(to_display(images, model_config.num_levels))
+  path = os.path.join(model_dir, name)
+  tf.io.write_file(path, tf.io.encode_png(grid))
+  return path
+
+
+def to_display(images, num_levels):
+  """Scales integer levels to 0..255 uint8 for viewing."""
+  return tf.cast(tf.cast(images, tf.int32) * (255 // (num_levels - 1)), tf.uint8)
+
+
+def _check_same_model(model_dir, model_config):
+  if tf.io.gfile.exists(os.path.join(model_dir, CONFIG_FILE)):
+    saved, _ = load_config(model_dir)
+    if saved != model_config:
+      raise TrainingError(
+          f"model_dir {model_dir!r} holds a different model ({saved}); this run asks "
+          f"for {model_config}. Use a new --model_dir, or the same model flags to "
+          "resume.")
+
+
+def _check_image_shape(ds, model_config):
+  shape = tuple(ds.element_spec["image"].shape)
+  if shape != model_config.image_shape:
+    raise TrainingError(
+        f"Dataset images have shape {shape} but the model expects "
+        f"{model_config.image_shape}.")

@@ -1,0 +1,106 @@
+"""Trains, evaluates and samples PixelCNN / PixelRNN models.
+
+  python train.py --model=pixelcnn --dataset=binarized_mnist --model_dir=/tmp/pcnn
+  python train.py --mode=eval --model_dir=/tmp/pcnn --split=validation
+  python train.py --mode=sample --model_dir=/tmp/pcnn
+
+Eval, sample and complete need only --model_dir: the config is read from it.
+"""
+
+import dataclasses
+import json
+import os
+
+from absl import app
+from absl import flags
+from absl import logging
+
+flags.DEFINE_enum("mode", "train", ["train", "eval", "train_and_eval", "sample",
+                                    "complete"], "What to do.")
+flags.DEFINE_string("model_dir", None, "Directory for config, checkpoints, logs.",
+                    required=True)
+flags.DEFINE_string("model", "pixelcnn", "Model family (see pixelrnn_tf.models).")
+flags.DEFINE_string("dataset", "binarized_mnist",
+                    "TFDS name (binarized_mnist, mnist, fashion_mnist, cifar10, "
+                    "downsampled_imagenet/32x32, downsampled_imagenet/64x64) or "
+                    "folder:/path/to/images.")
+flags.DEFINE_string("data_dir", None,
+                    "TFDS data dir with the prepared dataset (default: "
+                    "$TFDS_DATA_DIR, else TFDS's default, downloading if needed).")
+flags.DEFINE_integer("image_size", None, "Folder datasets: resize+crop side.")
+flags.DEFINE_integer("batch_size", 64, "Global batch size.")
+flags.DEFINE_integer("train_steps", None, "Total optimizer steps.")
+flags.DEFINE_float("epochs", None, "Train for this many passes over the train "
+                   "split instead of --train_steps.")
+flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
+flags.DEFINE_integer("num_layers", None, "Residual blocks / recurrent layers.")
+flags.DEFINE_integer("hidden_dims", None, "h: residual streams have 2h maps.")
+flags.DEFINE_integer("output_dims", None, "Maps of the 1x1 output layers.")
+flags.DEFINE_integer("steps_per_loop", 500, "Steps between checkpoints/summaries.")
+flags.DEFINE_integer("eval_every_loops", 1, "Validate every N loops (0: never).")
+flags.DEFINE_integer("eval_examples", 10_000, "Images used for periodic validation.")
+flags.DEFINE_bool("jit_compile", True, "Compile steps with XLA.")
+flags.DEFINE_integer("seed", 0, "Random seed.")
+flags.DEFINE_string("split", None, "Split for --mode=eval/complete (default: the "
+                    "dataset's held-out split).")
+flags.DEFINE_integer("num_samples", 16, "Images for --mode=sample/complete.")
+flags.DEFINE_integer("known_rows", 14, "--mode=complete keeps this many rows.")
+
+FLAGS = flags.FLAGS
+MODEL_FLAGS = ("model", "num_layers", "hidden_dims", "output_dims")
+TRAIN_FLAGS = ("dataset", "data_dir", "image_size", "batch_size", "learning_rate",
+               "steps_per_loop", "eval_every_loops", "eval_examples", "jit_compile",
+               "seed")
+
+
+def _configs():
+  """Model/train configs: saved ones in --model_dir, updated by flags given."""
+  from pixelrnn_tf import data, training  # pylint: disable=g-import-not-at-top
+  if os.path.exists(os.path.join(FLAGS.model_dir, training.CONFIG_FILE)):
+    model_config, train_config = training.load_config(FLAGS.model_dir)
+    train_config = dataclasses.replace(
+        train_config, **{n: FLAGS[n].value for n in TRAIN_FLAGS if FLAGS[n].present})
+    model_config = dataclasses.replace(
+        model_config, **{n: FLAGS[n].value for n in MODEL_FLAGS if FLAGS[n].present})
+  else:
+    train_config = training.TrainConfig(
+        **{n: FLAGS[n].value for n in TRAIN_FLAGS})
+    model_config = training.model_config_for_dataset(
+        train_config,
+        **{n: FLAGS[n].value for n in MODEL_FLAGS if FLAGS[n].value is not None})
+  if FLAGS.train_steps and FLAGS.epochs:
+    raise app.UsageError("Pass --train_steps or --epochs, not both.")
+  if FLAGS.epochs:
+    ds, _ = data.load(train_config.dataset, "train", train_config.data_dir,
+                      train_config.image_size)
+    num_examples = int(ds.cardinality().numpy())
+    steps = int(FLAGS.epochs * num_examples / train_config.batch_size + 0.5)
+    train_config = dataclasses.replace(train_config, train_steps=max(steps, 1))
+  elif FLAGS.train_steps:
+    train_config = dataclasses.replace(train_config, train_steps=FLAGS.train_steps)
+  return model_config, train_config
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  from pixelrnn_tf import data, training  # pylint: disable=g-import-not-at-top
+  try:
+    if FLAGS.mode in ("train", "train_and_eval"):
+      model_config, train_config = _configs()
+      training.train(FLAGS.model_dir, model_config, train_config)
+    if FLAGS.mode in ("eval", "train_and_eval"):
+      result = training.evaluate(FLAGS.model_dir, FLAGS.split,
+                                 data_dir=FLAGS.data_dir)
+      print(json.dumps(result))
+    if FLAGS.mode in ("sample", "complete"):
+      known_rows = FLAGS.known_rows if FLAGS.mode == "complete" else 0
+      print(training.write_samples(FLAGS.model_dir, FLAGS.num_samples, FLAGS.seed,
+                                   known_rows, FLAGS.split))
+  except (data.DataError, training.TrainingError, ValueError) as e:
+    logging.error("%s", e)
+    raise SystemExit(f"error: {e}") from None
+
+
+if __name__ == "__main__":
+  app.run(main)
