@@ -11,7 +11,9 @@ import json
 import keras
 
 from pixelrnn_tf import distributions
+from pixelrnn_tf.layers import DiagonalBiLSTM
 from pixelrnn_tf.layers import MaskedConv2D
+from pixelrnn_tf.layers import RowLSTM
 
 
 @dataclasses.dataclass
@@ -116,6 +118,80 @@ def pixelcnn(x, config):
   return output_layers(x, config)
 
 
+def recurrent_stack(x, config, make_layer, pad_right=0):
+  """PixelRNN body (paper Section 3.3 and Figure 5) around recurrent layers.
+
+  7x7 mask-A conv to `2h` maps, then `config.num_layers` blocks: a recurrent layer
+  `2h -> h` and a 1x1 mask-B conv `h -> 2h` added to the block input (residual).
+  Each block's output also feeds a learnable skip connection (a 1x1 mask-B conv
+  `2h -> 2h`); the skips are summed into `output_layers`.
+
+  Args:
+    x: scaled images `(B, H, W, C)`.
+    config: `ModelConfig`.
+    make_layer: `fn(units, num_groups, name) -> layer`, `(B,H,W,2h) -> (B,H,W,h)`.
+    pad_right: zero columns added right of the image before the first layer and
+      cropped before the output layers (see `diagonal_bilstm`).
+  """
+  groups = config.num_channels
+  h = config.hidden_dims
+  if pad_right:
+    x = keras.layers.ZeroPadding2D(((0, 0), (0, pad_right)), name="pad_right")(x)
+  x = first_layer(x, config)  # (B, H, W + pad_right, 2h)
+  skips = []
+  for i in range(config.num_layers):
+    y = make_layer(h, groups, f"layer{i}_lstm")(x)  # (B, H, W, h)
+    y = MaskedConv2D(2 * h, 1, num_groups=groups, name=f"layer{i}_out")(y)
+    x = keras.layers.Add(name=f"layer{i}_residual")([x, y])  # (B, H, W, 2h)
+    skips.append(MaskedConv2D(2 * h, 1, num_groups=groups,
+                              name=f"layer{i}_skip")(x))
+  if len(skips) > 1:
+    x = keras.layers.Add(name="skips")(skips)  # (B, H, W, 2h)
+  else:
+    x = skips[0]
+  if pad_right:
+    x = keras.layers.Cropping2D(((0, 0), (0, pad_right)), name="crop_right")(x)
+  return output_layers(x, config)  # (B, H, W, C, K)
+
+
+def row_lstm(x, config):
+  """PixelRNN with Row LSTM layers (paper Section 3.1): a triangular context."""
+  return recurrent_stack(x, config, lambda units, groups, name: RowLSTM(
+      units, num_groups=groups, name=name))
+
+
+def diagonal_bilstm(x, config):
+  """PixelRNN with Diagonal BiLSTM layers (paper Section 3.2): the full context.
+
+  The image gets one zero column on the right (cropped before the output layers).
+  Without it the last pixel of row `i - 1` would be lost to row `i`: the 7x7 mask-A
+  conv puts `x[i-1, W-1]` on row `i - 1` only at columns >= W, outside the map, and
+  row `i` reads its own row only leftwards. The extra column holds it, and the
+  shifted right-to-left pass carries it to every pixel of row `i`. Its outputs
+  depend on whole rows, so they are never used as logits.
+  """
+  return recurrent_stack(x, config, lambda units, groups, name: DiagonalBiLSTM(
+      units, num_groups=groups, name=name), pad_right=1)
+
+
 MODELS = {
     "pixelcnn": pixelcnn,
+    "row_lstm": row_lstm,
+    "diagonal_bilstm": diagonal_bilstm,
 }
+
+
+# The paper's configurations (Section 5 and Table 1): `ModelConfig` kwargs by name,
+# e.g. `ModelConfig(**PRESETS["row_lstm_mnist_7x16"])`. Output layers: 32 maps for
+# binarized MNIST, 1024 for CIFAR-10.
+_PAPER_SETUPS = {
+    "mnist_7x16": dict(image_shape=(28, 28, 1), num_levels=2, num_layers=7,
+                       hidden_dims=16, output_dims=32),
+    "mnist_1x32": dict(image_shape=(28, 28, 1), num_levels=2, num_layers=1,
+                       hidden_dims=32, output_dims=32),
+    "cifar10_12x128": dict(image_shape=(32, 32, 3), num_levels=256, num_layers=12,
+                           hidden_dims=128, output_dims=1024),
+}
+PRESETS = {f"{model}_{setup}": dict(model=model, **kwargs)
+           for model in ("row_lstm", "diagonal_bilstm")
+           for setup, kwargs in _PAPER_SETUPS.items()}
