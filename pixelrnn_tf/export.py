@@ -1,0 +1,333 @@
+"""Exports a trained `model_dir` as a versioned SavedModel for TF Serving and scoring.
+
+`export(model_dir, export_dir)` writes `export_dir/<version>/`, a SavedModel that
+needs neither this package nor any Python function to load (plain TF ops only;
+`tf.saved_model.load`, `saved_model_cli` and TF Serving all read it). Signatures,
+whose names and tensor names are the serving contract (see docs/SERVING.md):
+
+  serving_default    images uint8 [B, H, W, C]
+                       -> log_prob float32 [B]            log p(image), nats
+                          bits_per_dim float32 [B]        -log_prob / (H*W*C ln 2)
+                          pixel_log_prob float32 [B, H, W, C]
+  log_prob_encoded   image_bytes string [B] (PNG/JPEG/GIF/BMP file contents)
+                       -> the same three outputs
+  sample             num_samples int32 [], seed int32 [] -> images uint8 [N, H, W, C]
+  complete           images uint8 [B, H, W, C], known_rows int32 [], seed int32 []
+                       -> images uint8 [B, H, W, C]
+  metadata           (no inputs) -> model, image_shape, num_levels, dataset, step,
+                       validation_nll, validation_bits_per_dim, validation_step,
+                       config_json
+
+Every input is validated inside the graph: a bad request fails with
+`InvalidArgumentError` whose message says what was expected and what was received,
+never with a silently wrong score.
+"""
+
+import json
+import math
+import os
+import re
+import uuid
+
+from absl import logging
+import tensorflow as tf
+
+from pixelrnn_tf import distributions
+from pixelrnn_tf import sampling
+from pixelrnn_tf import training
+
+SIGNATURES = ("serving_default", "log_prob_encoded", "sample", "complete",
+              "metadata")
+MAX_SAMPLES = 1024
+VALIDATION_FILE = "eval_validation.json"
+# First bytes of the file formats `tf.io.decode_image` reads.
+_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM")
+
+
+class ExportError(ValueError):
+  """The model_dir cannot be exported (no checkpoint, version taken, ...)."""
+
+
+def export(model_dir, export_dir, version=None):
+  """Exports the latest checkpoint of `model_dir` to `export_dir/<version>/`.
+
+  The SavedModel is written to a temporary directory inside `export_dir` and then
+  renamed, so a server polling `export_dir` never sees a half-written version.
+
+  Args:
+    model_dir: a training directory (config.json and checkpoints/).
+    export_dir: directory of integer-named versions, as TF Serving expects.
+    version: positive int; `None` takes the next free one (1 + the largest
+      existing integer, or 1).
+
+  Returns:
+    The path of the written version, `export_dir/<version>`.
+
+  Raises:
+    ExportError: `model_dir` has no checkpoint, or `version` exists or is invalid.
+    training.TrainingError: `model_dir` has no config.json or an unreadable
+      checkpoint.
+  """
+  model_config, train_config = training.load_config(model_dir)
+  model, optimizer, manager = training.build_and_restore(model_dir, model_config)
+  if not manager.latest_checkpoint:
+    raise ExportError(
+        f"No checkpoint in {manager.directory}: there is nothing trained to export. "
+        "Train first (train.py --model_dir=...), or pass the --model_dir of a "
+        "trained model.")
+  version = _version(export_dir, version)
+  path = os.path.join(export_dir, str(version))
+  metadata = _metadata(model_dir, model_config, train_config,
+                       int(optimizer.iterations.numpy()))
+  module = _ServingModule(model, model_config, metadata,
+                          os.path.join(model_dir, training.CONFIG_FILE))
+  tmp = os.path.join(export_dir, f".tmp-{version}-{uuid.uuid4().hex[:8]}")
+  try:
+    tf.saved_model.save(module, tmp, signatures=module.signatures())
+    tf.io.gfile.rename(tmp, path)
+  finally:
+    if tf.io.gfile.exists(tmp):
+      tf.io.gfile.rmtree(tmp)
+  logging.info("Exported %s (step %d) to %s", manager.latest_checkpoint,
+               metadata["step"], path)
+  return path
+
+
+def _version(export_dir, version):
+  """Returns the version to write: `version` if free, else the next free one."""
+  tf.io.gfile.makedirs(export_dir)
+  taken = [int(name.rstrip("/")) for name in tf.io.gfile.listdir(export_dir)
+           if re.fullmatch(r"\d+/?", name)]
+  if version is None:
+    return max(taken, default=0) + 1
+  if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+    raise ExportError(f"Invalid `version`. Expected a positive integer. "
+                      f"Received: version={version!r}")
+  if version in taken:
+    raise ExportError(
+        f"Version {version} already exists in {export_dir!r}; versions are never "
+        f"overwritten. Pass another --version, or none to take the next free one "
+        f"({max(taken) + 1}).")
+  return version
+
+
+def _metadata(model_dir, model_config, train_config, step):
+  """Returns the constants of the `metadata` signature as Python values."""
+  nll, nll_step = math.nan, -1
+  path = os.path.join(model_dir, VALIDATION_FILE)
+  if tf.io.gfile.exists(path):
+    with tf.io.gfile.GFile(path) as f:
+      result = json.load(f)
+    nll, nll_step = float(result["nll_nats"]), int(result.get("step", -1))
+    if nll_step != step:
+      logging.warning("%s is from step %d but the checkpoint is at step %d; "
+                      "metadata reports validation_step=%d.", path, nll_step, step,
+                      nll_step)
+  with tf.io.gfile.GFile(os.path.join(model_dir, training.CONFIG_FILE)) as f:
+    config_json = f.read()
+  return {
+      "model": model_config.model,
+      "image_shape": list(model_config.image_shape),
+      "num_levels": model_config.num_levels,
+      "dataset": train_config.dataset,
+      "step": step,
+      "validation_nll": nll,
+      "validation_bits_per_dim": float(distributions.bits_per_dim(
+          nll, model_config.image_shape)),
+      "validation_step": nll_step,
+      "config_json": config_json,
+  }
+
+
+class _ServingModule(tf.Module):
+  """Holds the network's variables, the config asset and the signature functions.
+
+  The Keras model itself is closed over, not tracked: the SavedModel holds its
+  variables and the traced graphs only, so loading needs no Keras class.
+  """
+
+  def __init__(self, model, model_config, metadata, config_path):
+    super().__init__(name="pixelrnn_tf_export")
+    self._model_fn = model.__call__  # a bound method: not tracked
+    self.config_asset = tf.saved_model.Asset(config_path)
+    self._shape = tuple(model_config.image_shape)
+    self._num_levels = model_config.num_levels
+    self._metadata = metadata
+    images = tf.TensorSpec(None, tf.uint8, name="images")  # rank checked in-graph
+    scalar = lambda name: tf.TensorSpec([], tf.int32, name=name)
+    self.log_prob = tf.function(self._log_prob, input_signature=[images])
+    self.log_prob_encoded = tf.function(
+        self._log_prob_encoded,
+        input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+    self.sample = tf.function(
+        self._sample, input_signature=[scalar("num_samples"), scalar("seed")])
+    self.complete = tf.function(
+        self._complete,
+        input_signature=[images, scalar("known_rows"), scalar("seed")])
+    self.metadata = tf.function(self._metadata_fn, input_signature=[])
+    self._signatures = {
+        "serving_default": self.log_prob.get_concrete_function(),
+        "log_prob_encoded": self.log_prob_encoded.get_concrete_function(),
+        "sample": self.sample.get_concrete_function(),
+        "complete": self.complete.get_concrete_function(),
+        "metadata": self.metadata.get_concrete_function(),
+    }
+    # Track the tf.Variables the graphs capture, not the Keras variables wrapping
+    # them: only then does a TF1-style loader (TF Serving, `saved_model_cli run`)
+    # find them restored under the names the graphs read.
+    captured = {}
+    for function in self._signatures.values():
+      captured.update({v.ref(): v for v in function.variables})
+    self.model_variables = list(captured.values())
+
+  def signatures(self):
+    """Returns the signature name -> concrete function map for `tf.saved_model.save`."""
+    return dict(self._signatures)
+
+  # Signature bodies. ------------------------------------------------------------
+
+  def _log_prob(self, images):
+    """uint8 `(B, H, W, C)` -> log_prob `(B,)`, bits_per_dim `(B,)`, pixel_log_prob."""
+    return self._scores(self._check_images(images, "images"))
+
+  def _scores(self, images):
+    logits = self._model_fn(images, training=False)  # (B, H, W, C, K)
+    pixel = distributions.pixel_log_prob(logits, images, self._num_levels)
+    log_prob = distributions.log_prob(logits, images, self._num_levels)  # (B,)
+    return {
+        "log_prob": log_prob,
+        "bits_per_dim": distributions.bits_per_dim(-log_prob, self._shape),
+        "pixel_log_prob": pixel,  # (B, H, W, C)
+    }
+
+  def _log_prob_encoded(self, image_bytes):
+    """string `(B,)` of image files -> the outputs of `_log_prob`."""
+    return self._scores(self._decode(image_bytes))
+
+  def _sample(self, num_samples, seed):
+    """Draws uint8 `(num_samples, H, W, C)`; the same seed gives the same images."""
+    tf.debugging.Assert(
+        tf.logical_and(num_samples >= 1, num_samples <= MAX_SAMPLES),
+        [f"Invalid `num_samples`. Expected 1 <= num_samples <= {MAX_SAMPLES}. "
+         "Received: num_samples=", num_samples], name="check_num_samples",
+        summarize=8)
+    num_samples = tf.clip_by_value(num_samples, 1, MAX_SAMPLES)  # see _check_images
+    images = sampling.sample(self._model_fn, num_samples, self._shape,
+                             self._num_levels, tf.stack([seed, 0]))
+    return {"images": images}
+
+  def _complete(self, images, known_rows, seed):
+    """Keeps rows `< known_rows` of uint8 `(B, H, W, C)` and re-samples the rest."""
+    height, width, channels = self._shape
+    images = self._check_images(images, "images")
+    tf.debugging.Assert(
+        tf.logical_and(known_rows >= 0, known_rows <= height),
+        [f"Invalid `known_rows`. Expected 0 <= known_rows <= {height} (the image "
+         "height). Received: known_rows=", known_rows], name="check_known_rows",
+        summarize=8)
+    known_rows = tf.clip_by_value(known_rows, 0, height)  # see _check_images
+    start = known_rows * width * channels  # flat raster/RGB index
+    images = sampling.complete(self._model_fn, images, start, self._num_levels,
+                               tf.stack([seed, 0]))
+    return {"images": images}
+
+  def _metadata_fn(self):
+    m = self._metadata
+    return {
+        "model": tf.constant(m["model"]),
+        "image_shape": tf.constant(m["image_shape"], tf.int32),
+        "num_levels": tf.constant(m["num_levels"], tf.int32),
+        "dataset": tf.constant(m["dataset"]),
+        "step": tf.constant(m["step"], tf.int64),
+        "validation_nll": tf.constant(m["validation_nll"], tf.float32),
+        "validation_bits_per_dim": tf.constant(m["validation_bits_per_dim"],
+                                               tf.float32),
+        "validation_step": tf.constant(m["validation_step"], tf.int64),
+        "config_json": tf.constant(m["config_json"]),
+    }
+
+  # Input validation. -------------------------------------------------------------
+  #
+  # Each check is a `tf.debugging.Assert`, which a tf.function always runs, and at
+  # most one of them fails for a given input. Grappler may reorder control edges, so
+  # the data path never relies on them: it is made safe by `tf.cond` on the same
+  # predicates (a bad input flows on as a zero image), and the failing assertion is
+  # the only op that raises.
+
+  def _check_images(self, images, name):
+    """Asserts uint8 `(B>0, H, W, C)` with values < num_levels; returns it shaped."""
+    height, width, channels = self._shape
+    levels = self._num_levels
+    shape = tf.shape(images)
+    padded = tf.concat([shape, tf.zeros([4], tf.int32)], 0)[:4]  # any rank -> (4,)
+    shape_ok = tf.logical_and(tf.equal(tf.size(shape), 4),
+                              tf.reduce_all(tf.equal(padded[1:], self._shape)))
+    batch_ok = padded[0] > 0
+    largest = tf.reduce_max(images)  # 0 for an empty batch
+    levels_ok = largest < levels if levels < 256 else tf.constant(True)
+    tf.debugging.Assert(
+        shape_ok,
+        [f"Invalid `{name}`. Expected uint8 of shape [batch, {height}, {width}, "
+         f"{channels}]: images are never resized. Received shape:", shape],
+        name="check_shape", summarize=8)
+    tf.debugging.Assert(
+        tf.logical_or(tf.logical_not(shape_ok), batch_ok),
+        [f"Invalid `{name}`. Expected a non-empty batch [batch >= 1, {height}, "
+         f"{width}, {channels}]. Received shape:", shape],
+        name="check_batch", summarize=8)
+    if levels < 256:
+      hint = ("binarize 8-bit images first (value >= 128 -> 1) or send the "
+              "encoded file to log_prob_encoded" if levels == 2 else
+              "quantize first, or send the encoded file to log_prob_encoded")
+      tf.debugging.Assert(
+          tf.logical_or(tf.logical_not(tf.logical_and(shape_ok, batch_ok)),
+                        levels_ok),
+          [f"Invalid `{name}` values. Expected integer levels 0..{levels - 1} "
+           f"(num_levels={levels}): {hint}. Received max value:", largest],
+          name="check_levels", summarize=8)
+    valid = tf.logical_and(tf.logical_and(shape_ok, batch_ok), levels_ok)
+    return tf.cond(valid,
+                   lambda: tf.reshape(images, (-1,) + self._shape),
+                   lambda: tf.zeros((1,) + self._shape, tf.uint8))  # (B, H, W, C)
+
+  def _decode(self, image_bytes):
+    """Decodes string `(B,)` image files to uint8 levels `(B, H, W, C)`.
+
+    8-bit values v become levels `floor(v * num_levels / 256)`: identity for 256
+    levels, the threshold v >= 128 -> 1 for binary models. `decode_image` converts
+    colour files to the model's channel count (RGB <-> grayscale); sizes must match.
+    """
+    height, width, channels = self._shape
+    prefix = tf.strings.substr(image_bytes, 0, 4)  # (B,)
+    known = tf.reduce_any(
+        tf.stack([tf.strings.substr(prefix, 0, len(m)) == m for m in _MAGIC]), 0)
+    tf.debugging.Assert(
+        tf.reduce_all(known),
+        ["Invalid `image_bytes`: cannot decode. Expected PNG or JPEG (or GIF, BMP) "
+         "file contents. Undecodable at batch indices:",
+         tf.where(tf.logical_not(known))[:, 0]],
+        name="check_format", summarize=8)
+    blank = tf.zeros(self._shape, tf.uint8)
+
+    def decode_one(args):
+      data, data_known = args
+      image = tf.cond(
+          data_known,
+          lambda: tf.io.decode_image(data, channels=channels,
+                                     expand_animations=False),
+          lambda: blank)
+      size = tf.shape(image)[:2]
+      size_ok = tf.reduce_all(tf.equal(size, [height, width]))
+      tf.debugging.Assert(
+          size_ok,
+          [f"Invalid `image_bytes`: wrong image size. Expected {height}x{width} "
+           "(height x width) images: they are never resized. Received:", size],
+          name="check_size", summarize=8)
+      return tf.cond(size_ok, lambda: tf.reshape(image, self._shape),
+                     lambda: blank)
+
+    images = tf.map_fn(decode_one, (image_bytes, known),
+                       fn_output_signature=tf.TensorSpec(self._shape, tf.uint8))
+    # (B, H, W, C) 8-bit values -> levels v * L // 256.
+    levels = tf.cast(images, tf.int32) * self._num_levels // 256
+    return self._check_images(tf.cast(levels, tf.uint8), "image_bytes")
