@@ -68,8 +68,6 @@ def _configs():
     model_config = training.model_config_for_dataset(
         train_config,
         **{n: FLAGS[n].value for n in MODEL_FLAGS if FLAGS[n].value is not None})
-  if FLAGS.train_steps and FLAGS.epochs:
-    raise app.UsageError("Pass --train_steps or --epochs, not both.")
   if FLAGS.epochs:
     ds, _ = data.load(train_config.dataset, "train", train_config.data_dir,
                       train_config.image_size)
@@ -84,6 +82,8 @@ def _configs():
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  if FLAGS.train_steps and FLAGS.epochs:
+    raise app.UsageError("Pass --train_steps or --epochs, not both.")
   from pixelrnn_tf import data, training  # pylint: disable=g-import-not-at-top
   try:
     if FLAGS.mode in ("train", "train_and_eval"):

@@ -127,7 +127,7 @@ def build_and_restore(model_dir, model_config=None, learning_rate=1e-3):
   if manager.latest_checkpoint:
     try:
       checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-    except (tf.errors.OpError, AssertionError, ValueError) as e:
+    except Exception as e:  # pylint: disable=broad-except  # any unreadable file
       raise TrainingError(
           f"Cannot restore checkpoint {manager.latest_checkpoint}: {e}. The file is "
           "corrupt or belongs to a different model config. Delete it (and its entry "

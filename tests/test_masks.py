@@ -1,0 +1,92 @@
+"""Masks and MaskedConv2D: literal masks, causality of one layer, config, errors."""
+
+import numpy as np
+import pytest
+import keras
+
+from pixelrnn_tf import masks
+from pixelrnn_tf.layers import MaskedConv2D
+
+
+def test_3x3_single_group_masks_are_literal():
+  a = masks.causal_kernel_mask((3, 3), 1, 1, "A", 1)[..., 0, 0]
+  b = masks.causal_kernel_mask((3, 3), 1, 1, "B", 1)[..., 0, 0]
+  np.testing.assert_array_equal(a, [[1, 1, 1], [1, 0, 0], [0, 0, 0]])
+  np.testing.assert_array_equal(b, [[1, 1, 1], [1, 1, 0], [0, 0, 0]])
+
+
+def test_rgb_centre_masks_are_literal():
+  # Rows: input R, G, B; columns: output R, G, B.
+  np.testing.assert_array_equal(masks.channel_mask(3, 3, "A", 3),
+                                [[0, 1, 1], [0, 0, 1], [0, 0, 0]])
+  np.testing.assert_array_equal(masks.channel_mask(3, 3, "B", 3),
+                                [[1, 1, 1], [0, 1, 1], [0, 0, 1]])
+
+
+def test_rgb_hidden_groups_are_contiguous():
+  np.testing.assert_array_equal(masks.channel_groups(6, 3), [0, 0, 1, 1, 2, 2])
+  # Output R group (first 2 of 6) under mask A sees no input channel at the centre.
+  centre = masks.causal_kernel_mask((3, 3), 3, 6, "A", 3)[1, 1]
+  np.testing.assert_array_equal(centre[:, :2], 0)
+  np.testing.assert_array_equal(centre[0, 2:], 1)  # G and B see R
+  # Off-centre taps above are fully open, taps to the right fully closed.
+  full = masks.causal_kernel_mask((3, 3), 3, 6, "A", 3)
+  assert full[0].all() and not full[1, 2].any() and not full[2].any()
+
+
+@pytest.mark.parametrize("mask_type", ["A", "B"])
+@pytest.mark.parametrize("groups", [1, 3])
+def test_masked_conv_output_ignores_future_inputs(mask_type, groups):
+  layer = MaskedConv2D(6, 3, mask_type=mask_type, num_groups=groups,
+                       kernel_initializer="random_normal")
+  rng = np.random.default_rng(1)
+  x = rng.normal(size=(1, 5, 5, 3)).astype(np.float32)
+  base = layer(x).numpy()
+  out_group = masks.channel_groups(6, groups)
+  in_group = masks.channel_groups(3, groups)
+  for c in range(3):
+    y = x.copy()
+    y[0, 2, 2, c] += 10.0
+    changed = np.abs(layer(y).numpy() - base) > 1e-6  # (1, 5, 5, 6)
+    # Nothing before (2, 2) in raster order may change.
+    assert not changed[0, :2].any() and not changed[0, 2, :2].any()
+    # At (2, 2): only output groups allowed to see input group of channel c.
+    if mask_type == "A":
+      allowed = out_group > in_group[c]
+    else:
+      allowed = out_group >= in_group[c]
+    assert not changed[0, 2, 2, ~allowed].any()
+    assert changed[0, 2, 2, allowed].all()
+    # And later pixels do see it (the test can fail).
+    assert changed[0, 3, 2].any()
+
+
+def test_config_round_trip_and_keras_save(tmp_path):
+  inputs = keras.Input((6, 6, 3))
+  outputs = MaskedConv2D(6, 5, mask_type="A", num_groups=3, name="mc")(inputs)
+  model = keras.Model(inputs, outputs)
+  layer = model.get_layer("mc")
+  clone = MaskedConv2D.from_config(layer.get_config())
+  assert clone.get_config() == layer.get_config()
+  path = str(tmp_path / "m.keras")
+  model.save(path)
+  loaded = keras.models.load_model(path)
+  x = np.random.default_rng(0).normal(size=(2, 6, 6, 3)).astype(np.float32)
+  np.testing.assert_allclose(loaded(x), model(x), rtol=1e-6)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(mask_type="C"), "Invalid `mask_type`. Expected 'A' or 'B'. "
+                          "Received: mask_type='C'"),
+    (dict(num_groups=2), "Invalid `num_groups`"),
+    (dict(padding="valid"), "Invalid `padding`"),
+])
+def test_bad_arguments_are_pinned(kwargs, message):
+  with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(
+      ")", r"\)").replace(".", r"\.")):
+    MaskedConv2D(4, 3, **kwargs)
+
+
+def test_even_kernel_is_rejected():
+  with pytest.raises(ValueError, match="odd"):
+    MaskedConv2D(4, 2)(np.zeros((1, 4, 4, 1), np.float32))

@@ -1,0 +1,176 @@
+"""Trainer: overfitting, checkpoints, resume after kill -9, NaN, eval JSON, errors."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pixelrnn_tf import data
+from pixelrnn_tf import distributions
+from pixelrnn_tf import models
+from pixelrnn_tf import training
+
+from conftest import REPO
+
+TINY = dict(num_layers=1, hidden_dims=4, output_dims=8)
+
+
+def tiny_train_config(folder, **overrides):
+  args = dict(dataset=f"folder:{folder}", image_size=8, batch_size=8, train_steps=6,
+              steps_per_loop=3, eval_every_loops=0, eval_examples=16,
+              summary_samples=0, jit_compile=False, seed=0)
+  args.update(overrides)
+  return training.TrainConfig(**args)
+
+
+def tiny_model_config(train_config):
+  return training.model_config_for_dataset(train_config, **TINY)
+
+
+def test_tiny_model_overfits_a_few_images():
+  tf.keras.utils.set_random_seed(0)
+  config = models.ModelConfig(image_shape=(6, 6, 1), num_levels=2, num_layers=2,
+                              hidden_dims=8, output_dims=16)
+  model = models.build(config)
+  model.compile(keras.optimizers.Adam(1e-2),
+                loss=distributions.NegativeLogLikelihood(2))
+  images = np.random.default_rng(0).integers(0, 2, (4, 6, 6, 1), dtype=np.uint8)
+  first = model.evaluate(images, images, verbose=0)
+  model.fit(images, images, batch_size=4, epochs=300, verbose=0)
+  last = model.evaluate(images, images, verbose=0)
+  # 36 fair coin flips are 25 nats; memorising 4 images costs about log 4 = 1.4.
+  assert first > 20 and last < 5, (first, last)
+
+
+def test_train_writes_config_checkpoints_logs_and_eval_json(image_folder, tmp_path):
+  train_config = tiny_train_config(image_folder, eval_every_loops=1,
+                                   summary_samples=2, jit_compile=True)
+  model_config = tiny_model_config(train_config)
+  model_dir = str(tmp_path / "run")
+  training.train(model_dir, model_config, train_config, verbose=0)
+  assert training.load_config(model_dir) == (model_config, train_config)
+  assert tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints")).endswith(
+      "ckpt-6")
+  assert os.listdir(os.path.join(model_dir, "logs", "samples"))
+
+  result = training.evaluate(model_dir, "validation")
+  with open(os.path.join(model_dir, "eval_validation.json")) as f:
+    assert json.load(f) == result
+  assert set(result) == {"split", "num_examples", "nll_nats", "bits_per_dim", "step"}
+  assert result["num_examples"] == 16 and result["step"] == 6
+
+  # The same number, computed independently over the whole split.
+  model, _, _ = training.build_and_restore(model_dir)
+  ds, _ = data.load(f"folder:{image_folder}", "validation", image_size=8)
+  images = np.stack([ex["image"] for ex in ds.as_numpy_iterator()])
+  nll = -distributions.log_prob(model(images), images, 256).numpy().mean()
+  np.testing.assert_allclose(result["nll_nats"], nll, rtol=1e-5)
+  np.testing.assert_allclose(result["bits_per_dim"], nll / (64 * np.log(2)), rtol=1e-5)
+
+
+def test_training_continues_from_checkpoint_not_from_zero(image_folder, tmp_path):
+  model_dir = str(tmp_path / "run")
+  train_config = tiny_train_config(image_folder, train_steps=3)
+  model_config = tiny_model_config(train_config)
+  training.train(model_dir, model_config, train_config, verbose=0)
+  more = tiny_train_config(image_folder, train_steps=6)
+  model = training.train(model_dir, model_config, more, verbose=0)
+  assert int(model.optimizer.iterations.numpy()) == 6
+
+
+def test_nan_loss_stops_with_clear_error_and_keeps_last_good_checkpoint(
+    image_folder, tmp_path):
+  model_dir = str(tmp_path / "run")
+  train_config = tiny_train_config(image_folder, train_steps=3)
+  model_config = tiny_model_config(train_config)
+  training.train(model_dir, model_config, train_config, verbose=0)
+  exploding = tiny_train_config(image_folder, train_steps=30, learning_rate=1e35)
+  with pytest.raises(training.TrainingError, match="NaN or inf.*ckpt-3"):
+    training.train(model_dir, model_config, exploding, verbose=0)
+  assert tf.train.latest_checkpoint(
+      os.path.join(model_dir, "checkpoints")).endswith("ckpt-3")
+
+
+def test_different_model_in_same_model_dir_is_refused(image_folder, tmp_path):
+  model_dir = str(tmp_path / "run")
+  train_config = tiny_train_config(image_folder, train_steps=3)
+  model_config = tiny_model_config(train_config)
+  training.train(model_dir, model_config, train_config, verbose=0)
+  bigger = training.model_config_for_dataset(train_config, num_layers=2,
+                                             hidden_dims=4, output_dims=8)
+  with pytest.raises(training.TrainingError, match="holds a different model"):
+    training.train(model_dir, bigger, train_config, verbose=0)
+
+
+def test_corrupt_checkpoint_gives_clear_error(image_folder, tmp_path):
+  model_dir = str(tmp_path / "run")
+  train_config = tiny_train_config(image_folder, train_steps=3)
+  training.train(model_dir, tiny_model_config(train_config), train_config, verbose=0)
+  ckpt_dir = os.path.join(model_dir, "checkpoints")
+  for name in os.listdir(ckpt_dir):
+    if name.startswith("ckpt-3.data"):
+      with open(os.path.join(ckpt_dir, name), "wb") as f:
+        f.write(b"garbage")
+  with pytest.raises(training.TrainingError, match="Cannot restore checkpoint.*ckpt-3"):
+    training.evaluate(model_dir, "validation")
+
+
+def run_train_py(args, timeout=300):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  return subprocess.run([sys.executable, os.path.join(REPO, "train.py")] + args,
+                        capture_output=True, text=True, timeout=timeout, env=env,
+                        cwd=REPO, check=False)
+
+
+@pytest.mark.slow
+def test_kill_9_mid_run_then_same_command_resumes(image_folder, tmp_path):
+  model_dir = str(tmp_path / "run")
+  args = [f"--dataset=folder:{image_folder}", "--image_size=8", "--batch_size=8",
+          f"--model_dir={model_dir}", "--train_steps=400", "--steps_per_loop=20",
+          "--eval_every_loops=0", "--num_layers=1", "--hidden_dims=4",
+          "--output_dims=8"]
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  proc = subprocess.Popen([sys.executable, os.path.join(REPO, "train.py")] + args,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                          env=env, cwd=REPO)
+  ckpt_dir = os.path.join(model_dir, "checkpoints")
+  deadline = time.time() + 240
+  while time.time() < deadline and not tf.train.latest_checkpoint(ckpt_dir):
+    time.sleep(0.5)
+  time.sleep(1.0)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  killed_at = int(tf.train.latest_checkpoint(ckpt_dir).rsplit("-", 1)[1])
+  assert 0 < killed_at < 400, "kill came too late to test resuming"
+
+  rerun = run_train_py(args)
+  assert rerun.returncode == 0, rerun.stderr[-2000:]
+  assert f"at step {killed_at}" in rerun.stderr
+  assert "Epoch 1/" not in rerun.stdout  # did not start over
+  assert f"Epoch {killed_at // 20 + 1}/20" in rerun.stdout
+  assert tf.train.latest_checkpoint(ckpt_dir).endswith("ckpt-400")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--mode=bogus"], "--mode"),
+    (["--train_steps=5", "--epochs=1"], "--train_steps or --epochs, not both"),
+    (["--dataset=imagenet_full"], "Unknown dataset 'imagenet_full'"),
+    (["--dataset=folder:/no/such/dir", "--image_size=8"], "does not exist"),
+])
+def test_bad_flags_fail_with_clear_message(tmp_path, args, message):
+  result = run_train_py([f"--model_dir={tmp_path}/m"] + args)
+  assert result.returncode != 0
+  assert message in result.stderr
+
+
+def test_eval_without_trained_model_says_what_to_do(tmp_path):
+  result = run_train_py([f"--model_dir={tmp_path}/empty", "--mode=eval"])
+  assert result.returncode != 0
+  assert "train a model there first" in result.stderr
