@@ -1,0 +1,127 @@
+"""Training-step throughput of PixelCNN vs Row LSTM vs Diagonal BiLSTM.
+
+Times `model.train_on_batch` (Adam, `NegativeLogLikelihood`, `jit_compile=True`) on a
+fixed batch of random binary 28x28x1 images, for the three families at similar
+parameter counts (about 72k-80k), and prints a Markdown table; the numbers and the
+machine go to a JSON file.
+
+  python bench/step_time.py                 # full run: batch 64, 2 warm-up + 10 timed steps
+  python bench/step_time.py --quick         # smoke run: tiny models, batch 8, 2 steps
+  python bench/step_time.py --out=/tmp/step_time.json
+
+Compile time is the first step (XLA compilation included); throughput is the timed
+steps only. On shared machines compare the ratios within one run, not absolutes.
+"""
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import keras  # pylint: disable=g-import-not-at-top
+import numpy as np  # pylint: disable=g-import-not-at-top
+import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+from pixelrnn_tf import distributions  # pylint: disable=g-import-not-at-top
+from pixelrnn_tf import models  # pylint: disable=g-import-not-at-top
+
+IMAGE_SHAPE = (28, 28, 1)
+# (model, num_layers, hidden_dims): similar parameter counts; the recurrent ones are
+# the paper's binarized-MNIST 7 layers x h=16.
+FULL = (("pixelcnn", 10, 24), ("row_lstm", 7, 16), ("diagonal_bilstm", 7, 16))
+QUICK = (("pixelcnn", 1, 8), ("row_lstm", 1, 8), ("diagonal_bilstm", 1, 8))
+
+
+def time_model(name, num_layers, hidden_dims, batch_size, warmup, steps, seed=0):
+  """Returns a result dict for one model: params, compile and step times."""
+  keras.utils.set_random_seed(seed)
+  config = models.ModelConfig(model=name, image_shape=IMAGE_SHAPE, num_levels=2,
+                              num_layers=num_layers, hidden_dims=hidden_dims,
+                              output_dims=32)
+  model = models.build(config)
+  model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                loss=distributions.NegativeLogLikelihood(2), jit_compile=True)
+  rng = np.random.default_rng(seed)
+  images = rng.integers(0, 2, (batch_size,) + IMAGE_SHAPE, np.uint8)
+  start = time.perf_counter()
+  model.train_on_batch(images, images)  # traces and compiles
+  compile_s = time.perf_counter() - start
+  for _ in range(warmup):
+    model.train_on_batch(images, images)
+  times = []
+  for _ in range(steps):
+    start = time.perf_counter()
+    loss = model.train_on_batch(images, images)
+    times.append(time.perf_counter() - start)
+  if not np.isfinite(float(loss)):
+    raise RuntimeError(f"{name}: non-finite loss {loss}")
+  step_s = float(np.mean(times))
+  return {"model": name, "num_layers": num_layers, "hidden_dims": hidden_dims,
+          "params": int(model.count_params()), "batch_size": batch_size,
+          "compile_s": compile_s, "step_ms_mean": 1e3 * step_s,
+          "step_ms_median": 1e3 * float(np.median(times)),
+          "images_per_s": batch_size / step_s, "timed_steps": steps}
+
+
+def markdown(results):
+  lines = ["| model | layers x h | params | compile (s) | step (ms, mean) | "
+           "step (ms, median) | images/s |",
+           "|---|---|---|---|---|---|---|"]
+  for r in results:
+    lines.append(
+        f"| {r['model']} | {r['num_layers']} x {r['hidden_dims']} | "
+        f"{r['params']:,} | {r['compile_s']:.1f} | {r['step_ms_mean']:.0f} | "
+        f"{r['step_ms_median']:.0f} | {r['images_per_s']:.1f} |")
+  return "\n".join(lines)
+
+
+def machine():
+  gpus = tf.config.list_physical_devices("GPU")
+  return {"platform": platform.platform(), "python": platform.python_version(),
+          "tensorflow": tf.__version__, "keras": keras.__version__,
+          "cpu_count": os.cpu_count(),
+          "gpus": [g.name for g in gpus], "device": "GPU" if gpus else "CPU"}
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--quick", action="store_true",
+                      help="Smoke run: tiny models, batch 8, 2 timed steps.")
+  parser.add_argument("--batch_size", type=int, default=None,
+                      help="Images per step (default 64; 8 with --quick).")
+  parser.add_argument("--steps", type=int, default=None,
+                      help="Timed steps per model (default 10; 2 with --quick).")
+  parser.add_argument("--warmup", type=int, default=2,
+                      help="Untimed steps after the compiling one.")
+  parser.add_argument("--out", default=os.path.join("bench", "results",
+                                                    "step_time.json"),
+                      help="JSON output path.")
+  args = parser.parse_args(argv)
+  batch_size = args.batch_size or (8 if args.quick else 64)
+  steps = args.steps or (2 if args.quick else 10)
+  warmup = 0 if args.quick else args.warmup
+  start = time.perf_counter()
+  results = []
+  for name, num_layers, hidden_dims in (QUICK if args.quick else FULL):
+    results.append(time_model(name, num_layers, hidden_dims, batch_size, warmup,
+                              steps))
+    print(f"{name}: {results[-1]['images_per_s']:.1f} images/s", flush=True)
+  wall_s = time.perf_counter() - start
+  report = {"benchmark": "train_step", "image_shape": IMAGE_SHAPE,
+            "jit_compile": True, "quick": args.quick, "warmup_steps": warmup,
+            "wall_s": wall_s, "machine": machine(), "results": results}
+  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+  with open(args.out, "w") as f:
+    json.dump(report, f, indent=2)
+  print(markdown(results))
+  print(f"\n{report['machine']['device']} ({report['machine']['cpu_count']} cores), "
+        f"wall {wall_s:.0f} s; JSON: {args.out}")
+
+
+if __name__ == "__main__":
+  main()
