@@ -33,6 +33,9 @@ flags.DEFINE_integer("train_steps", None, "Total optimizer steps.")
 flags.DEFINE_float("epochs", None, "Train for this many passes over the train "
                    "split instead of --train_steps.")
 flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
+flags.DEFINE_string("preset", None, "A paper configuration from "
+                    "pixelrnn_tf.models.PRESETS (e.g. row_lstm_mnist_7x16); sets "
+                    "--model and the size flags, which still override it.")
 flags.DEFINE_integer("num_layers", None, "Residual blocks / recurrent layers.")
 flags.DEFINE_integer("hidden_dims", None, "h: residual streams have 2h maps.")
 flags.DEFINE_integer("output_dims", None, "Maps of the 1x1 output layers.")
@@ -65,9 +68,11 @@ def _configs():
   else:
     train_config = training.TrainConfig(
         **{n: FLAGS[n].value for n in TRAIN_FLAGS})
-    model_config = training.model_config_for_dataset(
-        train_config,
-        **{n: FLAGS[n].value for n in MODEL_FLAGS if FLAGS[n].value is not None})
+    model_args = _preset_args()
+    model_args.update({n: FLAGS[n].value for n in MODEL_FLAGS
+                       if FLAGS[n].present or
+                       (FLAGS[n].value is not None and n not in model_args)})
+    model_config = training.model_config_for_dataset(train_config, **model_args)
   if FLAGS.epochs:
     ds, _ = data.load(train_config.dataset, "train", train_config.data_dir,
                       train_config.image_size)
@@ -77,6 +82,18 @@ def _configs():
   elif FLAGS.train_steps:
     train_config = dataclasses.replace(train_config, train_steps=FLAGS.train_steps)
   return model_config, train_config
+
+
+def _preset_args():
+  """Model fields of --preset (its image shape and levels come from the dataset)."""
+  from pixelrnn_tf import models  # pylint: disable=g-import-not-at-top
+  if not FLAGS.preset:
+    return {}
+  if FLAGS.preset not in models.PRESETS:
+    raise app.UsageError(f"Unknown --preset={FLAGS.preset!r}. Expected one of "
+                         f"{sorted(models.PRESETS)}.")
+  return {k: v for k, v in models.PRESETS[FLAGS.preset].items()
+          if k not in ("image_shape", "num_levels")}
 
 
 def main(argv):

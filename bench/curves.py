@@ -1,0 +1,81 @@
+"""Validation NLL curves from the TensorBoard logs of one or more model_dirs.
+
+Reads `MODEL_DIR/logs/validation` events (Keras' `epoch_loss`: mean nats per image
+over the validation images), converts epochs to optimizer steps with the run's
+`steps_per_loop`, and prints a Markdown table of (step, hours since the first event,
+NLL); with --plot, also draws NLL against wall time and step into a PNG.
+
+  python bench/curves.py /path/to/model_dir [...] [--plot=docs/curves.png]
+
+Wall time counts from the run's first training event, so it includes validation and
+any pause between a kill and a resume.
+"""
+
+import argparse
+import glob
+import json
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+
+def scalar_events(directory, tag):
+  """Yields `(wall_time, step, value)` of scalar `tag` in a TensorBoard directory."""
+  for path in sorted(glob.glob(os.path.join(directory, "events.out.tfevents.*"))):
+    for record in tf.data.TFRecordDataset(path):
+      event = tf.compat.v1.Event.FromString(record.numpy())
+      for value in event.summary.value:
+        if value.tag == tag:
+          yield event.wall_time, event.step, float(tf.make_ndarray(value.tensor))
+
+
+def validation_curve(model_dir):
+  """Returns `[(step, hours, nll_nats)]` of a model_dir's periodic validation."""
+  with open(os.path.join(model_dir, "config.json")) as f:
+    steps_per_loop = json.load(f)["train"]["steps_per_loop"]
+  train = list(scalar_events(os.path.join(model_dir, "logs", "train"), "epoch_loss"))
+  val = list(scalar_events(os.path.join(model_dir, "logs", "validation"),
+                           "epoch_loss"))
+  if not train or not val:
+    return []
+  # The first loop's event is written when it ends: estimate its start from the
+  # second loop's duration.
+  first = train[0][0] - (train[1][0] - train[0][0] if len(train) > 1 else 0.0)
+  return [((epoch + 1) * steps_per_loop, (wall - first) / 3600.0, nll)
+          for wall, epoch, nll in val]
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("model_dirs", nargs="+")
+  parser.add_argument("--plot", help="PNG path for the plot")
+  args = parser.parse_args()
+  curves = {os.path.basename(os.path.normpath(d)): validation_curve(d)
+            for d in args.model_dirs}
+  for name, curve in curves.items():
+    print(f"\n{name}\n\n| step | hours | validation NLL (nats) |\n|---|---|---|")
+    for step, hours, nll in curve:
+      print(f"| {step} | {hours:.2f} | {nll:.2f} |")
+  if args.plot:
+    import matplotlib  # pylint: disable=g-import-not-at-top
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+    fig, (by_time, by_step) = plt.subplots(1, 2, figsize=(10, 4))
+    for name, curve in curves.items():
+      steps, hours, nll = zip(*curve) if curve else ((), (), ())
+      by_time.plot(hours, nll, marker="o", label=name)
+      by_step.plot(steps, nll, marker="o", label=name)
+    by_time.set(xlabel="wall-clock hours", ylabel="validation NLL (nats/image)")
+    by_step.set(xlabel="optimizer steps")
+    for ax in (by_time, by_step):
+      ax.grid(True, alpha=0.3)
+      ax.legend()
+    fig.tight_layout()
+    fig.savefig(args.plot, dpi=100)
+    print(f"\nwrote {args.plot}")
+
+
+if __name__ == "__main__":
+  main()

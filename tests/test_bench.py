@@ -1,0 +1,50 @@
+"""Every bench script runs in its --quick mode (smoke only: no timing asserted).
+
+The --quick runs of step_time/score_throughput compile every model family with XLA
+(a few minutes on 2 cores), so they run only with PIXELRNN_BENCH_SMOKE=1.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+
+def run(args, tmp_path):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  result = subprocess.run([sys.executable] + args, cwd=REPO, env=env, timeout=600,
+                          capture_output=True, text=True, check=False)
+  assert result.returncode == 0, result.stderr[-3000:]
+  return result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("PIXELRNN_BENCH_SMOKE") != "1",
+                    reason="set PIXELRNN_BENCH_SMOKE=1 to smoke-run the bench scripts")
+@pytest.mark.parametrize("script", ["bench/step_time.py", "bench/score_throughput.py"])
+def test_bench_script_quick_mode_writes_table_and_json(script, tmp_path):
+  out = tmp_path / "result.json"
+  stdout = run([script, "--quick", f"--out={out}"], tmp_path)
+  assert "|" in stdout  # the Markdown table
+  assert json.loads(out.read_text())["quick"] is True
+
+
+def test_curves_reads_a_training_run(image_folder, tmp_path):
+  from pixelrnn_tf import training  # pylint: disable=g-import-not-at-top
+  train_config = training.TrainConfig(
+      dataset=f"folder:{image_folder}", image_size=8, batch_size=8, train_steps=4,
+      steps_per_loop=2, eval_examples=8, summary_samples=0, jit_compile=False)
+  model_config = training.model_config_for_dataset(
+      train_config, num_layers=1, hidden_dims=4, output_dims=8)
+  model_dir = tmp_path / "run"
+  training.train(str(model_dir), model_config, train_config, verbose=0)
+  stdout = run(["bench/curves.py", str(model_dir), f"--plot={tmp_path}/c.png"],
+               tmp_path)
+  rows = [line for line in stdout.splitlines() if line.startswith("| 2 ")
+          or line.startswith("| 4 ")]
+  assert len(rows) == 2, stdout
+  assert (tmp_path / "c.png").stat().st_size > 0
