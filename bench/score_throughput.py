@@ -22,7 +22,6 @@ log-probabilities from Keras's, and the wall time.
 import argparse
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -36,6 +35,7 @@ import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 from pixelrnn_tf import data  # pylint: disable=g-import-not-at-top
+from machine import machine_info  # pylint: disable=g-import-not-at-top
 from pixelrnn_tf import distributions  # pylint: disable=g-import-not-at-top
 from pixelrnn_tf import export  # pylint: disable=g-import-not-at-top
 from pixelrnn_tf import models  # pylint: disable=g-import-not-at-top
@@ -103,13 +103,6 @@ def markdown(results, reference):
   return "\n".join(lines)
 
 
-def machine():
-  gpus = tf.config.list_physical_devices("GPU")
-  return {"platform": platform.platform(), "python": platform.python_version(),
-          "tensorflow": tf.__version__, "keras": keras.__version__,
-          "cpu_count": os.cpu_count(), "load_average": list(os.getloadavg()),
-          "gpus": [g.name for g in gpus], "device": "GPU" if gpus else "CPU"}
-
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -173,7 +166,7 @@ def main(argv=None):
       "repeats": repeats, "model": json.loads(model_config.to_json()),
       "params": int(model.count_params()), "export_s": export_s,
       "mean_nll_nats": float(-reference.mean()), "wall_s": wall_s,
-      "machine": machine(), "results": results,
+      "machine": machine_info(), "results": results,
   }
   print()
   print(markdown(results, results[0]["images_per_s"]))

@@ -16,7 +16,6 @@ steps only. On shared machines compare the ratios within one run, not absolutes.
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 
@@ -27,6 +26,7 @@ import keras  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
+from machine import machine_info  # pylint: disable=g-import-not-at-top
 from pixelrnn_tf import distributions  # pylint: disable=g-import-not-at-top
 from pixelrnn_tf import models  # pylint: disable=g-import-not-at-top
 
@@ -80,13 +80,6 @@ def markdown(results):
   return "\n".join(lines)
 
 
-def machine():
-  gpus = tf.config.list_physical_devices("GPU")
-  return {"platform": platform.platform(), "python": platform.python_version(),
-          "tensorflow": tf.__version__, "keras": keras.__version__,
-          "cpu_count": os.cpu_count(),
-          "gpus": [g.name for g in gpus], "device": "GPU" if gpus else "CPU"}
-
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -114,7 +107,7 @@ def main(argv=None):
   wall_s = time.perf_counter() - start
   report = {"benchmark": "train_step", "image_shape": IMAGE_SHAPE,
             "jit_compile": True, "quick": args.quick, "warmup_steps": warmup,
-            "wall_s": wall_s, "machine": machine(), "results": results}
+            "wall_s": wall_s, "machine": machine_info(), "results": results}
   os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
   with open(args.out, "w") as f:
     json.dump(report, f, indent=2)
