@@ -7,8 +7,9 @@ NLL); with --plot, also draws NLL against wall time and step into a PNG.
 
   python bench/curves.py /path/to/model_dir [...] [--plot=docs/curves.png]
 
-Wall time counts from the run's first training event, so it includes validation and
-any pause between a kill and a resume.
+Wall time counts from the run's first TensorBoard event (written when `fit` starts,
+before the first step is compiled), so it includes compilation, validation and any
+pause between a kill and a resume.
 """
 
 import argparse
@@ -31,18 +32,22 @@ def scalar_events(directory, tag):
           yield event.wall_time, event.step, float(tf.make_ndarray(value.tensor))
 
 
+def first_event_time(directory):
+  """Returns the wall time of the first event: when training began writing logs."""
+  path = sorted(glob.glob(os.path.join(directory, "events.out.tfevents.*")))[0]
+  record = next(iter(tf.data.TFRecordDataset(path)))
+  return tf.compat.v1.Event.FromString(record.numpy()).wall_time
+
+
 def validation_curve(model_dir):
   """Returns `[(step, hours, nll_nats)]` of a model_dir's periodic validation."""
   with open(os.path.join(model_dir, "config.json")) as f:
     steps_per_loop = json.load(f)["train"]["steps_per_loop"]
-  train = list(scalar_events(os.path.join(model_dir, "logs", "train"), "epoch_loss"))
   val = list(scalar_events(os.path.join(model_dir, "logs", "validation"),
                            "epoch_loss"))
-  if not train or not val:
+  if not val:
     return []
-  # The first loop's event is written when it ends: estimate its start from the
-  # second loop's duration.
-  first = train[0][0] - (train[1][0] - train[0][0] if len(train) > 1 else 0.0)
+  first = first_event_time(os.path.join(model_dir, "logs", "train"))
   return [((epoch + 1) * steps_per_loop, (wall - first) / 3600.0, nll)
           for wall, epoch, nll in val]
 
