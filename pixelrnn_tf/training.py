@@ -26,7 +26,6 @@ from pixelrnn_tf import models
 from pixelrnn_tf import sampling
 
 CONFIG_FILE = "config.json"
-MODES = ("train", "eval", "train_and_eval", "sample", "complete")
 
 
 class TrainingError(RuntimeError):
