@@ -193,7 +193,7 @@ class _ServingModule(tf.Module):
   def _scores(self, images):
     logits = self._model_fn(images, training=False)  # (B, H, W, C, K)
     pixel = distributions.pixel_log_prob(logits, images, self._num_levels)
-    log_prob = distributions.log_prob(logits, images, self._num_levels)  # (B,)
+    log_prob = tf.reduce_sum(pixel, axis=[1, 2, 3])  # (B,)
     return {
         "log_prob": log_prob,
         "bits_per_dim": distributions.bits_per_dim(-log_prob, self._shape),
