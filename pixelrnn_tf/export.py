@@ -139,6 +139,19 @@ def _metadata(model_dir, model_config, train_config, step):
   }
 
 
+def _checked_scalar(value, name, low, high, note=""):
+  """Asserts `low <= value <= high` in the graph; returns `value` clipped to it.
+
+  The clip keeps the data path valid whatever Grappler does with the assertion's
+  control edge (see `_ServingModule._check_images`).
+  """
+  tf.debugging.Assert(
+      tf.logical_and(value >= low, value <= high),
+      [f"Invalid `{name}`. Expected {low} <= {name} <= {high}{note}. "
+       f"Received: {name}=", value], name=f"check_{name}", summarize=8)
+  return tf.clip_by_value(value, low, high)
+
+
 class _ServingModule(tf.Module):
   """Holds the network's variables, the config asset and the signature functions.
 
@@ -206,12 +219,7 @@ class _ServingModule(tf.Module):
 
   def _sample(self, num_samples, seed):
     """Draws uint8 `(num_samples, H, W, C)`; the same seed gives the same images."""
-    tf.debugging.Assert(
-        tf.logical_and(num_samples >= 1, num_samples <= MAX_SAMPLES),
-        [f"Invalid `num_samples`. Expected 1 <= num_samples <= {MAX_SAMPLES}. "
-         "Received: num_samples=", num_samples], name="check_num_samples",
-        summarize=8)
-    num_samples = tf.clip_by_value(num_samples, 1, MAX_SAMPLES)  # see _check_images
+    num_samples = _checked_scalar(num_samples, "num_samples", 1, MAX_SAMPLES)
     images = sampling.sample(self._model_fn, num_samples, self._shape,
                              self._num_levels, tf.stack([seed, 0]))
     return {"images": images}
@@ -220,12 +228,8 @@ class _ServingModule(tf.Module):
     """Keeps rows `< known_rows` of uint8 `(B, H, W, C)` and re-samples the rest."""
     height, width, channels = self._shape
     images = self._check_images(images, "images")
-    tf.debugging.Assert(
-        tf.logical_and(known_rows >= 0, known_rows <= height),
-        [f"Invalid `known_rows`. Expected 0 <= known_rows <= {height} (the image "
-         "height). Received: known_rows=", known_rows], name="check_known_rows",
-        summarize=8)
-    known_rows = tf.clip_by_value(known_rows, 0, height)  # see _check_images
+    known_rows = _checked_scalar(known_rows, "known_rows", 0, height,
+                                 " (the image height)")
     start = known_rows * width * channels  # flat raster/RGB index
     images = sampling.complete(self._model_fn, images, start, self._num_levels,
                                tf.stack([seed, 0]))
