@@ -42,7 +42,14 @@ flags.DEFINE_integer("output_dims", None, "Maps of the 1x1 output layers.")
 flags.DEFINE_integer("steps_per_loop", 500, "Steps between checkpoints/summaries.")
 flags.DEFINE_integer("eval_every_loops", 1, "Validate every N loops (0: never).")
 flags.DEFINE_integer("eval_examples", 10_000, "Images used for periodic validation.")
-flags.DEFINE_bool("jit_compile", True, "Compile steps with XLA.")
+flags.DEFINE_bool("jit_compile", False, "Compile train/eval steps and the sampler "
+                  "with XLA (faster on some accelerators; slower on CPU).")
+flags.DEFINE_bool("mixed_precision", False, "Compute in float16 (GPU, loss scaling) "
+                  "or bfloat16 (TPU/CPU); weights, logits and loss stay float32.")
+flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker", "tpu"],
+                  "tf.distribute strategy for training (multi_worker reads TF_CONFIG).")
+flags.DEFINE_string("tpu", None, "--strategy=tpu: TPU address or name ('local' on "
+                    "a TPU VM; default: $TPU_NAME).")
 flags.DEFINE_integer("seed", 0, "Random seed.")
 flags.DEFINE_string("split", None, "Split for --mode=eval/complete (default: the "
                     "dataset's held-out split).")
@@ -53,7 +60,7 @@ FLAGS = flags.FLAGS
 MODEL_FLAGS = ("model", "num_layers", "hidden_dims", "output_dims")
 TRAIN_FLAGS = ("dataset", "data_dir", "image_size", "batch_size", "learning_rate",
                "steps_per_loop", "eval_every_loops", "eval_examples", "jit_compile",
-               "seed")
+               "mixed_precision", "seed")
 
 
 def _configs():
@@ -101,11 +108,12 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   if FLAGS.train_steps and FLAGS.epochs:
     raise app.UsageError("Pass --train_steps or --epochs, not both.")
-  from pixelrnn_tf import data, training  # pylint: disable=g-import-not-at-top
+  from pixelrnn_tf import data, distribute, training  # pylint: disable=g-import-not-at-top
   try:
     if FLAGS.mode in ("train", "train_and_eval"):
+      strategy = distribute.make_strategy(FLAGS.strategy, FLAGS.tpu)
       model_config, train_config = _configs()
-      training.train(FLAGS.model_dir, model_config, train_config)
+      training.train(FLAGS.model_dir, model_config, train_config, strategy)
     if FLAGS.mode in ("eval", "train_and_eval"):
       result = training.evaluate(FLAGS.model_dir, FLAGS.split,
                                  data_dir=FLAGS.data_dir)
@@ -114,7 +122,8 @@ def main(argv):
       known_rows = FLAGS.known_rows if FLAGS.mode == "complete" else 0
       print(training.write_samples(FLAGS.model_dir, FLAGS.num_samples, FLAGS.seed,
                                    known_rows, FLAGS.split))
-  except (data.DataError, training.TrainingError, ValueError) as e:
+  except (data.DataError, distribute.DistributeError, training.TrainingError,
+          ValueError) as e:
     logging.error("%s", e)
     raise SystemExit(f"error: {e}") from None
 

@@ -5,7 +5,8 @@ Scores the 10,000 binarized MNIST validation images with a default-size PixelCNN
 numbers are about speed, not quality), in one process, the same batches each way:
 
   keras (tf.function)      `distributions.log_prob(model(x))` in a tf.function
-  keras (tf.function+XLA)  the same with `jit_compile=True` (as training.evaluate)
+  keras (tf.function+XLA)  the same with `jit_compile=True` (as evaluation with
+                           --jit_compile)
   SavedModel serving_default   uint8 images through the `tf.saved_model.load`ed export
   SavedModel log_prob_encoded  PNG bytes, decoded in the graph (encoding not timed)
 

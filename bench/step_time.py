@@ -1,11 +1,13 @@
-"""Training-step throughput of PixelCNN vs Row LSTM vs Diagonal BiLSTM.
+"""Training-step throughput of PixelCNN vs Row LSTM vs Diagonal BiLSTM, with and
+without XLA and mixed precision.
 
-Times `model.train_on_batch` (Adam, `NegativeLogLikelihood`, `jit_compile=True`) on a
-fixed batch of random binary 28x28x1 images, for the three families at similar
-parameter counts (about 72k-80k), and prints a Markdown table; the numbers and the
-machine go to a JSON file.
+Times `model.train_on_batch` (Adam, `NegativeLogLikelihood`) on a fixed batch of
+random binary 28x28x1 images, for the three families at similar parameter counts
+(about 72k-80k), each with `jit_compile` off and on and in float32 and in the
+machine's mixed policy (`mixed_bfloat16` on CPU/TPU, `mixed_float16` on GPU). Prints
+a Markdown table; the numbers and the machine go to a JSON file.
 
-  python bench/step_time.py                 # full run: batch 64, 2 warm-up + 10 timed steps
+  python bench/step_time.py                 # full run: batch 64, 1 warm-up + 5 timed steps
   python bench/step_time.py --quick         # smoke run: tiny models, batch 8, 2 steps
   python bench/step_time.py --out=/tmp/step_time.json
 
@@ -26,6 +28,7 @@ import keras  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
 
 from machine import machine_info  # pylint: disable=g-import-not-at-top
+from pixelrnn_tf import distribute  # pylint: disable=g-import-not-at-top
 from pixelrnn_tf import distributions  # pylint: disable=g-import-not-at-top
 from pixelrnn_tf import models  # pylint: disable=g-import-not-at-top
 
@@ -36,15 +39,18 @@ FULL = (("pixelcnn", 10, 24), ("row_lstm", 7, 16), ("diagonal_bilstm", 7, 16))
 QUICK = (("pixelcnn", 1, 8), ("row_lstm", 1, 8), ("diagonal_bilstm", 1, 8))
 
 
-def time_model(name, num_layers, hidden_dims, batch_size, warmup, steps, seed=0):
+def time_model(name, num_layers, hidden_dims, batch_size, warmup, steps, jit_compile,
+               policy, seed=0):
   """Returns a result dict for one model: params, compile and step times."""
   keras.utils.set_random_seed(seed)
   config = models.ModelConfig(model=name, image_shape=IMAGE_SHAPE, num_levels=2,
                               num_layers=num_layers, hidden_dims=hidden_dims,
                               output_dims=32)
-  model = models.build(config)
-  model.compile(optimizer=keras.optimizers.Adam(1e-3),
-                loss=distributions.NegativeLogLikelihood(2), jit_compile=True)
+  with distribute.dtype_policy(policy):
+    model = models.build(config)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                  loss=distributions.NegativeLogLikelihood(2),
+                  jit_compile=jit_compile)
   rng = np.random.default_rng(seed)
   images = rng.integers(0, 2, (batch_size,) + IMAGE_SHAPE, np.uint8)
   start = time.perf_counter()
@@ -60,7 +66,8 @@ def time_model(name, num_layers, hidden_dims, batch_size, warmup, steps, seed=0)
   if not np.isfinite(float(loss)):
     raise RuntimeError(f"{name}: non-finite loss {loss}")
   step_s = float(np.mean(times))
-  return {"model": name, "num_layers": num_layers, "hidden_dims": hidden_dims,
+  return {"model": name, "jit_compile": jit_compile, "policy": policy,
+          "num_layers": num_layers, "hidden_dims": hidden_dims,
           "params": int(model.count_params()), "batch_size": batch_size,
           "compile_s": compile_s, "step_ms_mean": 1e3 * step_s,
           "step_ms_median": 1e3 * float(np.median(times)),
@@ -68,12 +75,13 @@ def time_model(name, num_layers, hidden_dims, batch_size, warmup, steps, seed=0)
 
 
 def markdown(results):
-  lines = ["| model | layers x h | params | compile (s) | step (ms, mean) | "
-           "step (ms, median) | images/s |",
-           "|---|---|---|---|---|---|---|"]
+  lines = ["| model | XLA | precision | layers x h | params | compile (s) | "
+           "step (ms, mean) | step (ms, median) | images/s |",
+           "|---|---|---|---|---|---|---|---|---|"]
   for r in results:
     lines.append(
-        f"| {r['model']} | {r['num_layers']} x {r['hidden_dims']} | "
+        f"| {r['model']} | {'on' if r['jit_compile'] else 'off'} | {r['policy']} | "
+        f"{r['num_layers']} x {r['hidden_dims']} | "
         f"{r['params']:,} | {r['compile_s']:.1f} | {r['step_ms_mean']:.0f} | "
         f"{r['step_ms_median']:.0f} | {r['images_per_s']:.1f} |")
   return "\n".join(lines)
@@ -87,25 +95,28 @@ def main(argv=None):
   parser.add_argument("--batch_size", type=int, default=None,
                       help="Images per step (default 64; 8 with --quick).")
   parser.add_argument("--steps", type=int, default=None,
-                      help="Timed steps per model (default 10; 2 with --quick).")
-  parser.add_argument("--warmup", type=int, default=2,
+                      help="Timed steps per model (default 5; 2 with --quick).")
+  parser.add_argument("--warmup", type=int, default=1,
                       help="Untimed steps after the compiling one.")
   parser.add_argument("--out", default=os.path.join("bench", "results",
                                                     "step_time.json"),
                       help="JSON output path.")
   args = parser.parse_args(argv)
   batch_size = args.batch_size or (8 if args.quick else 64)
-  steps = args.steps or (2 if args.quick else 10)
+  steps = args.steps or (2 if args.quick else 5)
   warmup = 0 if args.quick else args.warmup
   start = time.perf_counter()
   results = []
+  mixed = distribute.mixed_precision_policy()
   for name, num_layers, hidden_dims in (QUICK if args.quick else FULL):
-    results.append(time_model(name, num_layers, hidden_dims, batch_size, warmup,
-                              steps))
-    print(f"{name}: {results[-1]['images_per_s']:.1f} images/s", flush=True)
+    for jit_compile in (False, True):
+      for policy in ("float32", mixed):
+        results.append(time_model(name, num_layers, hidden_dims, batch_size,
+                                  warmup, steps, jit_compile, policy))
+        print(f"{name} XLA={jit_compile} {policy}: "
+              f"{results[-1]['images_per_s']:.1f} images/s", flush=True)
   wall_s = time.perf_counter() - start
-  report = {"benchmark": "train_step", "image_shape": IMAGE_SHAPE,
-            "jit_compile": True, "quick": args.quick, "warmup_steps": warmup,
+  report = {"benchmark": "train_step", "image_shape": IMAGE_SHAPE, "quick": args.quick, "warmup_steps": warmup,
             "wall_s": wall_s, "machine": machine_info(), "results": results}
   os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
   with open(args.out, "w") as f:

@@ -92,12 +92,16 @@ def train_pipeline(ds, batch_size, seed=None, shuffle_buffer=10_000, cache=True)
 
   Elements are `(images, images)` pairs, `(B, H, W, C)` uint8, the form Keras `fit`
   takes (the model maps images to logits; the loss compares them with the images).
+  With a `seed`, every iterator over the stream yields the same images in the same
+  order (epochs run into one another through the shuffle buffer), whoever peeks
+  at it first.
   """
   images = ds.map(lambda ex: ex["image"], num_parallel_calls=tf.data.AUTOTUNE)
   if cache:
     images = images.cache()
-  images = images.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-  images = images.repeat().batch(batch_size, drop_remainder=True)
+  images = images.repeat().shuffle(shuffle_buffer, seed=seed,
+                                   reshuffle_each_iteration=False)
+  images = images.batch(batch_size, drop_remainder=True)
   return images.map(lambda x: (x, x)).prefetch(tf.data.AUTOTUNE)
 
 

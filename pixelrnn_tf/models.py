@@ -92,9 +92,12 @@ def output_layers(x, config):
   x = keras.layers.ReLU()(x)
   x = MaskedConv2D(config.output_dims, 1, num_groups=groups, activation="relu",
                    name="output_conv_1")(x)
-  x = MaskedConv2D(groups * k, 1, num_groups=groups, name="output_conv_2")(x)
+  # The logits are float32 under a mixed-precision policy too (the head needs them).
+  x = MaskedConv2D(groups * k, 1, num_groups=groups, dtype="float32",
+                   name="output_conv_2")(x)
   # (B, H, W, C*K) -> (B, H, W, C, K): channel c*K + k is in colour group c.
-  return keras.layers.Reshape(config.image_shape + (k,), name="logits")(x)
+  return keras.layers.Reshape(config.image_shape + (k,), dtype="float32",
+                              name="logits")(x)
 
 
 def pixelcnn(x, config):

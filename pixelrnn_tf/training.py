@@ -10,6 +10,7 @@
 """
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -21,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from pixelrnn_tf import data
+from pixelrnn_tf import distribute
 from pixelrnn_tf import distributions
 from pixelrnn_tf import models
 from pixelrnn_tf import sampling
@@ -47,7 +49,10 @@ class TrainConfig:
     eval_every_loops: validate on `eval_examples` images every this many loops
       (0: never during training).
     eval_examples: images of the evaluation split used for periodic validation.
-    jit_compile: compile the train step with XLA.
+    jit_compile: compile the train and evaluation steps and the sampler with XLA
+      (off by default: on CPU the steps run faster without it, bench/step_time.py).
+    mixed_precision: compute in float16 (GPU, with loss scaling) or bfloat16
+      (TPU/CPU) with float32 weights; the logits, head and loss stay float32.
     summary_samples: images sampled into TensorBoard at the end of training.
     seed: seeds weights, shuffling and samples.
   """
@@ -60,7 +65,8 @@ class TrainConfig:
   steps_per_loop: int = 500
   eval_every_loops: int = 1
   eval_examples: int = 10_000
-  jit_compile: bool = True
+  jit_compile: bool = False
+  mixed_precision: bool = False
   summary_samples: int = 16
   seed: int = 0
 
@@ -140,10 +146,11 @@ def build_and_restore(model_dir, model_config=None, learning_rate=1e-3):
 class _CheckpointAndStopOnNaN(keras.callbacks.Callback):
   """Saves a checkpoint after every loop whose loss is finite; stops on NaN/inf."""
 
-  def __init__(self, manager, optimizer):
+  def __init__(self, manager, optimizer, strategy):
     super().__init__()
     self.manager = manager
     self.optimizer = optimizer
+    self.strategy = strategy
     self.bad_step = None
 
   def on_train_batch_end(self, batch, logs=None):
@@ -154,14 +161,26 @@ class _CheckpointAndStopOnNaN(keras.callbacks.Callback):
 
   def on_epoch_end(self, epoch, logs=None):
     if self.bad_step is None:
-      self.manager.save(checkpoint_number=self.optimizer.iterations)
+      distribute.save_checkpoint(self.manager, int(self.optimizer.iterations.numpy()),
+                                 self.strategy)
 
 
-def train(model_dir, model_config, train_config, verbose=1):
+def train(model_dir, model_config, train_config, strategy=None, verbose=1,
+          callbacks=()):
   """Trains (or resumes) the model in `model_dir` up to `train_config.train_steps`.
 
   Resumes from the latest checkpoint in `model_dir`; a run killed at any point loses
   at most the steps since the last loop. Writes config.json before the first step.
+  Under a multi-worker `strategy` every worker runs this with the same arguments
+  (a shared `model_dir`); only the chief writes config, checkpoints and summaries.
+
+  Args:
+    model_dir: where config, checkpoints and logs go.
+    model_config: `models.ModelConfig`.
+    train_config: `TrainConfig`.
+    strategy: a `tf.distribute.Strategy` (default: the current one).
+    verbose: Keras progress bar (1) or none (0).
+    callbacks: extra `keras.callbacks.Callback`s for `fit`.
 
   Returns:
     The trained `keras.Model`.
@@ -170,28 +189,35 @@ def train(model_dir, model_config, train_config, verbose=1):
     TrainingError: the loss became NaN/inf (the last good checkpoint is kept), or
       `model_dir` holds a different model.
   """
+  strategy = strategy or tf.distribute.get_strategy()
+  chief = distribute.is_chief(strategy)
   _check_same_model(model_dir, model_config)
-  save_config(model_dir, model_config, train_config)
+  if chief:
+    save_config(model_dir, model_config, train_config)
   keras.utils.set_random_seed(train_config.seed)
   train_ds, _ = data.load(train_config.dataset, "train", train_config.data_dir,
                           train_config.image_size)
   _check_image_shape(train_ds, model_config)
-  model, optimizer, manager = build_and_restore(
-      model_dir, model_config, train_config.learning_rate)
-  optimizer.learning_rate = train_config.learning_rate
-  model.compile(optimizer=optimizer,
-                loss=distributions.NegativeLogLikelihood(model_config.num_levels),
-                metrics=[distributions.bits_per_dim_metric(
-                    model_config.num_levels, model_config.image_shape)],
-                jit_compile=train_config.jit_compile)
+  policy = (distribute.mixed_precision_policy() if train_config.mixed_precision
+            else "float32")
+  with strategy.scope(), distribute.dtype_policy(policy):
+    model, optimizer, manager = build_and_restore(
+        model_dir, model_config, train_config.learning_rate)
+    optimizer.learning_rate = train_config.learning_rate
+    model.compile(optimizer=optimizer,
+                  loss=distributions.NegativeLogLikelihood(model_config.num_levels),
+                  metrics=[distributions.bits_per_dim_metric(
+                      model_config.num_levels, model_config.image_shape)],
+                  jit_compile=train_config.jit_compile)
   step = int(optimizer.iterations.numpy())
   loops = math.ceil(train_config.train_steps / train_config.steps_per_loop)
   if step >= loops * train_config.steps_per_loop:
     logging.info("Already trained %d steps in %s; nothing to do.", step, model_dir)
     return model
-  guard = _CheckpointAndStopOnNaN(manager, optimizer)
-  callbacks = [guard,
-               keras.callbacks.TensorBoard(os.path.join(model_dir, "logs"))]
+  guard = _CheckpointAndStopOnNaN(manager, optimizer, strategy)
+  callbacks = [guard, *callbacks]
+  if chief:
+    callbacks.append(keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")))
   validation = {}
   if train_config.eval_every_loops:
     eval_split = data.default_eval_split(train_config.dataset)
@@ -201,9 +227,17 @@ def train(model_dir, model_config, train_config, verbose=1):
         validation_data=data.eval_pipeline(
             val_ds.take(train_config.eval_examples).cache(), 256),
         validation_freq=train_config.eval_every_loops)
+  # A resumed run (step > 0) draws a new image order rather than replaying the first.
+  train_input = distribute.distribute_train_dataset(
+      strategy, lambda shards, index, batch_size: data.train_pipeline(
+          train_ds.shard(shards, index), batch_size, seed=train_config.seed + step),
+      train_config.batch_size)
   start = time.time()
-  model.fit(
-      data.train_pipeline(train_ds, train_config.batch_size, seed=train_config.seed),
+  fit = model.fit
+  if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    fit = functools.partial(_fit_multi_worker, model, strategy,
+                            model_config.num_levels, train_config.batch_size)
+  fit(train_input,
       steps_per_epoch=train_config.steps_per_loop,
       initial_epoch=step // train_config.steps_per_loop,
       epochs=loops, callbacks=callbacks, verbose=verbose, **validation)
@@ -214,10 +248,72 @@ def train(model_dir, model_config, train_config, verbose=1):
         "--learning_rate or check the data, then rerun the same command to resume.")
   logging.info("Trained to step %d in %.0f s", int(optimizer.iterations.numpy()),
                time.time() - start)
-  if train_config.summary_samples:
+  if chief and train_config.summary_samples:
     _write_sample_summary(model_dir, model, model_config, train_config,
                           int(optimizer.iterations.numpy()))
   return model
+
+
+def _fit_multi_worker(model, strategy, num_levels, global_batch_size, train_input,
+                      steps_per_epoch, initial_epoch, epochs, callbacks, verbose,
+                      validation_data=None, validation_freq=1):
+  """`model.fit` for `MultiWorkerMirroredStrategy`, which Keras 3 `fit` cannot run.
+
+  Keras 3.15 `fit` fails under that strategy on every `(x, y)` dataset (it
+  all-reduces the peeked input batch and the per-step metrics across workers;
+  keras-team/keras#20585). This loop runs the same optimizer step with
+  `strategy.run` (the Keras optimizer all-reduces the gradients), drives the same
+  callbacks (checkpoints, NaN stop, TensorBoard) and logs each loop's mean loss and
+  validation NLL. The arguments after `global_batch_size` are `fit`'s.
+  """
+  callback_list = keras.callbacks.CallbackList(callbacks, model=model)
+  step = _distributed_train_step(model, strategy, num_levels, global_batch_size)
+  iterator = iter(train_input)
+  callback_list.on_train_begin()
+  for epoch in range(initial_epoch, epochs):
+    callback_list.on_epoch_begin(epoch)
+    losses = []
+    for batch in range(steps_per_epoch):
+      losses.append(float(step(iterator)))
+      callback_list.on_train_batch_end(batch, {"loss": losses[-1]})
+      if model.stop_training:
+        break
+    logs = {"loss": float(np.mean(losses))}
+    if validation_data is not None and (epoch + 1) % validation_freq == 0:
+      logs["val_loss"], _ = mean_nll(model, validation_data, num_levels)
+    if verbose:
+      logging.info("loop %d/%d: %s", epoch + 1, epochs, logs)
+    callback_list.on_epoch_end(epoch, logs)
+    if model.stop_training:
+      break
+  callback_list.on_train_end()
+
+
+def _distributed_train_step(model, strategy, num_levels, global_batch_size):
+  """Returns `fn(iterator) -> loss`: one synchronous step on every replica.
+
+  The loss is the mean NLL (nats per image) over the global batch; gradients are
+  summed over replicas by the Keras optimizer, as in `fit`.
+  """
+  optimizer = model.optimizer
+
+  def replica_step(images):
+    with tf.GradientTape() as tape:
+      nll = -distributions.log_prob(model(images, training=True), images,
+                                    num_levels)
+      loss = tf.nn.compute_average_loss(nll, global_batch_size=global_batch_size)
+      scaled = optimizer.scale_loss(loss)  # loss scaling under mixed_float16
+    grads = tape.gradient(scaled, model.trainable_variables)
+    optimizer.apply(grads, model.trainable_variables)
+    return loss
+
+  @tf.function
+  def step(iterator):
+    images, _ = next(iterator)
+    return strategy.reduce("SUM", strategy.run(replica_step, args=(images,)),
+                           axis=None)
+
+  return step
 
 
 def _write_sample_summary(model_dir, model, model_config, train_config, step):
@@ -248,17 +344,8 @@ def evaluate(model_dir, split=None, batch_size=256, data_dir=None):
   if not manager.latest_checkpoint:
     raise TrainingError(f"No checkpoint in {manager.directory}: train first.")
 
-  @tf.function(jit_compile=train_config.jit_compile)
-  def batch_nll(images):
-    return -distributions.log_prob(model(images, training=False), images,
-                                   model_config.num_levels)
-
-  total, count = 0.0, 0
-  for images, _ in data.eval_pipeline(ds, batch_size):
-    nll = batch_nll(images).numpy().astype(np.float64)
-    total += nll.sum()
-    count += nll.size
-  nats = total / count
+  nats, count = mean_nll(model, data.eval_pipeline(ds, batch_size),
+                         model_config.num_levels, train_config.jit_compile)
   result = {"split": split, "num_examples": count, "nll_nats": nats,
             "bits_per_dim": float(distributions.bits_per_dim(
                 nats, model_config.image_shape)),
@@ -266,6 +353,26 @@ def evaluate(model_dir, split=None, batch_size=256, data_dir=None):
   with tf.io.gfile.GFile(os.path.join(model_dir, f"eval_{split}.json"), "w") as f:
     json.dump(result, f, indent=2)
   return result
+
+
+def mean_nll(model, batches, num_levels, jit_compile=False):
+  """Exact mean `-log p(image)` in nats over `(images, images)` batches.
+
+  Returns:
+    `(nll_nats, num_images)`, summed in float64 over every image of `batches`.
+  """
+
+  @tf.function(jit_compile=jit_compile)
+  def batch_nll(images):
+    return -distributions.log_prob(model(images, training=False), images,
+                                   num_levels)
+
+  total, count = 0.0, 0
+  for images, _ in batches:
+    nll = batch_nll(images).numpy().astype(np.float64)
+    total += nll.sum()
+    count += nll.size
+  return total / max(count, 1), count
 
 
 def write_samples(model_dir, num_samples=16, seed=0, known_rows=0, split=None):

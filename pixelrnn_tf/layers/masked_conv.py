@@ -63,7 +63,8 @@ class MaskedConv2D(keras.layers.Conv2D):
         (kh, kw), in_channels, out_channels, self.mask_type, self.num_groups)
 
   def convolution_op(self, inputs, kernel):
-    return super().convolution_op(inputs, kernel * self._mask)
+    mask = keras.ops.cast(self._mask, kernel.dtype)  # bfloat16/float16 when mixed
+    return super().convolution_op(inputs, kernel * mask)
 
   def get_config(self):
     config = super().get_config()

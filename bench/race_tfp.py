@@ -1,0 +1,192 @@
+"""Equal-wall-time training race on binarized MNIST: this package vs `tfd.PixelCNN`.
+
+Each contestant trains from scratch for `--minutes` of training wall time, one after
+the other in one process, on the same input pipeline (`data.train_pipeline`, batch
+64, seed 0) with Adam 1e-3, without XLA. Every `--eval_every_s` seconds of training
+the clock stops and the exact validation NLL over `--curve_examples` images is
+recorded; at the end every contestant is scored on `--eval_examples` validation
+images. Prints a Markdown table and writes the JSON (curves included).
+
+Contestants:
+  pixelcnn      this package's PixelCNN, `--layers` x `--hidden` (output 2*hidden)
+  tfd.PixelCNN  TF Probability's PixelCNN++ (num_resnet=1, num_hierarchies=2,
+                num_filters=32, 1 logistic, pixel values 0/1): BASELINES.md's setup
+
+  python bench/race_tfp.py --data_dir=../shared/data/tfds           # 30 min each
+  python bench/race_tfp.py --quick                                   # smoke run
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import keras  # pylint: disable=g-import-not-at-top
+import numpy as np  # pylint: disable=g-import-not-at-top
+import tensorflow as tf  # pylint: disable=g-import-not-at-top
+import tensorflow_probability as tfp  # pylint: disable=g-import-not-at-top
+import tf_keras  # pylint: disable=g-import-not-at-top
+
+from machine import machine_info  # pylint: disable=g-import-not-at-top
+from pixelrnn_tf import data  # pylint: disable=g-import-not-at-top
+from pixelrnn_tf import distributions  # pylint: disable=g-import-not-at-top
+from pixelrnn_tf import models  # pylint: disable=g-import-not-at-top
+
+tfd = tfp.distributions
+IMAGE_SHAPE = (28, 28, 1)
+
+
+class Ours:
+  """This package's PixelCNN with its Bernoulli head."""
+
+  name = "pixelcnn"
+
+  def __init__(self, layers, hidden):
+    config = models.ModelConfig(num_layers=layers, hidden_dims=hidden,
+                                output_dims=2 * hidden)
+    self.description = f"pixelcnn {layers} x h={hidden}"
+    self.model = models.build(config)
+    self.variables = self.model.trainable_variables
+    self.optimizer = keras.optimizers.Adam(1e-3)
+
+  def nll(self, images):
+    """`-log p(image)` in nats, `(B,)`, for uint8 0/1 images `(B, 28, 28, 1)`."""
+    return -distributions.log_prob(self.model(images), images, 2)
+
+  def apply(self, grads):
+    self.optimizer.apply(grads, self.variables)
+
+
+class TFP:
+  """`tfd.PixelCNN` (PixelCNN++) over pixel values {0, 1}, TFP's defaults else."""
+
+  name = "tfd.PixelCNN"
+
+  def __init__(self, num_filters=32):
+    self.description = (f"tfd.PixelCNN num_resnet=1 num_hierarchies=2 "
+                         f"num_filters={num_filters} num_logistic_mix=1")
+    self.dist = tfd.PixelCNN(image_shape=IMAGE_SHAPE, num_resnet=1,
+                             num_hierarchies=2, num_filters=num_filters,
+                             num_logistic_mix=1, high=1, low=0)
+    self.dist.log_prob(tf.zeros((1,) + IMAGE_SHAPE))  # builds the network
+    self.variables = self.dist.trainable_variables
+    self.optimizer = tf_keras.optimizers.Adam(1e-3)
+
+  def nll(self, images):
+    return -self.dist.log_prob(tf.cast(images, tf.float32))
+
+  def apply(self, grads):
+    self.optimizer.apply_gradients(zip(grads, self.variables))
+
+
+def race(contestant, train_batches, curve_batches, final_batches, minutes,
+         eval_every_s):
+  """Trains `contestant` for `minutes` of training time; returns its record."""
+
+  @tf.function
+  def train_step(images):
+    with tf.GradientTape() as tape:
+      loss = tf.reduce_mean(contestant.nll(images))
+    contestant.apply(tape.gradient(loss, contestant.variables))
+    return loss
+
+  @tf.function
+  def eval_nll(images):
+    return contestant.nll(images)
+
+  def validation_nll(batches):
+    values = [eval_nll(images).numpy().astype(np.float64) for images, _ in batches]
+    return float(np.concatenate(values).mean())
+
+  iterator = iter(train_batches)
+  train_step(next(iterator)[0])  # trace before the clock starts
+  steps, trained_s, curve = 1, 0.0, []
+  next_eval = eval_every_s
+  while trained_s < 60 * minutes:
+    start = time.perf_counter()
+    loss = train_step(next(iterator)[0])
+    float(loss)
+    trained_s += time.perf_counter() - start
+    steps += 1
+    if trained_s >= next_eval or trained_s >= 60 * minutes:
+      curve.append({"train_s": trained_s, "step": steps,
+                    "val_nll": validation_nll(curve_batches)})
+      print(f"  {contestant.name}: {trained_s / 60:.1f} min, step {steps}, "
+            f"loss {float(loss):.2f}, val {curve[-1]['val_nll']:.2f}", flush=True)
+      next_eval += eval_every_s
+  batch_size = int(next(iterator)[0].shape[0])
+  return {"contestant": contestant.name, "description": contestant.description,
+          "params": int(sum(np.prod(v.shape) for v in contestant.variables)),
+          "train_s": trained_s, "steps": steps,
+          "images_per_s": steps * batch_size / trained_s,
+          "final_val_nll": validation_nll(final_batches), "curve": curve}
+
+
+def markdown(results, eval_examples):
+  lines = [f"| model | params | steps | train img/s | validation NLL, "
+           f"{eval_examples} images (nats) |", "|---|---|---|---|---|"]
+  for r in results:
+    lines.append(f"| {r['description']} | {r['params']:,} | {r['steps']} | "
+                 f"{r['images_per_s']:.1f} | {r['final_val_nll']:.2f} |")
+  return "\n".join(lines)
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--quick", action="store_true",
+                      help="Smoke run: random data, tiny models, 3 s each.")
+  parser.add_argument("--data_dir", default=None, help="TFDS data dir.")
+  parser.add_argument("--minutes", type=float, default=30.0,
+                      help="Training wall time per contestant.")
+  parser.add_argument("--eval_every_s", type=float, default=300.0,
+                      help="Training seconds between curve points.")
+  parser.add_argument("--curve_examples", type=int, default=2000)
+  parser.add_argument("--eval_examples", type=int, default=10_000)
+  parser.add_argument("--layers", type=int, default=12,
+                      help="Residual blocks of this package's PixelCNN.")
+  parser.add_argument("--hidden", type=int, default=16, help="Its h.")
+  parser.add_argument("--out", default=os.path.join("bench", "results",
+                                                    "race_tfp.json"))
+  args = parser.parse_args(argv)
+  if args.quick:
+    args.minutes, args.eval_every_s = 0.05, 1.5
+    args.curve_examples = args.eval_examples = 64
+    images = np.random.default_rng(0).integers(0, 2, (256,) + IMAGE_SHAPE, np.uint8)
+    train_ds = val_ds = tf.data.Dataset.from_tensor_slices({"image": images})
+  else:
+    train_ds, _ = data.load("binarized_mnist", "train", args.data_dir)
+    val_ds, _ = data.load("binarized_mnist", "validation", args.data_dir)
+  train_batches = data.train_pipeline(train_ds, 64, seed=0)
+  curve_batches = data.eval_pipeline(val_ds.take(args.curve_examples).cache(), 256)
+  final_batches = data.eval_pipeline(val_ds.take(args.eval_examples), 256)
+  start = time.perf_counter()
+  results = []
+  if args.quick:
+    makers = (lambda: Ours(1, 8), lambda: TFP(num_filters=4))
+  else:
+    makers = (lambda: Ours(args.layers, args.hidden), TFP)
+  for make in makers:
+    keras.utils.set_random_seed(0)
+    contestant = make()
+    print(f"{contestant.description}: training {args.minutes} min", flush=True)
+    results.append(race(contestant, train_batches, curve_batches, final_batches,
+                        args.minutes, args.eval_every_s))
+  wall_s = time.perf_counter() - start
+  report = {"benchmark": "race_tfp", "quick": args.quick, "batch_size": 64,
+            "optimizer": "Adam 1e-3", "xla": False, "minutes": args.minutes,
+            "eval_examples": args.eval_examples, "wall_s": wall_s,
+            "machine": machine_info(), "results": results}
+  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+  with open(args.out, "w") as f:
+    json.dump(report, f, indent=2)
+  print(markdown(results, args.eval_examples))
+  print(f"\n{report['machine']['device']} ({report['machine']['cpu_count']} cores), "
+        f"wall {wall_s:.0f} s; JSON: {args.out}")
+
+
+if __name__ == "__main__":
+  main()
