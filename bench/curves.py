@@ -1,11 +1,14 @@
-"""Validation NLL curves from the TensorBoard logs of one or more model_dirs.
+"""Validation NLL curves from training runs' TensorBoard logs or race_tfp.py JSON.
 
 Reads `MODEL_DIR/logs/validation` events (Keras' `epoch_loss`: mean nats per image
 over the validation images), converts epochs to optimizer steps with the run's
 `steps_per_loop`, and prints a Markdown table of (step, hours since the first event,
-NLL); with --plot, also draws NLL against wall time and step into a PNG.
+NLL); with --plot, also draws NLL against wall time and step into a PNG. A
+`bench/race_tfp.py` JSON file given instead of a model_dir adds one curve per
+contestant (hours of training time, validation stopped the clock).
 
   python bench/curves.py /path/to/model_dir [...] [--plot=docs/curves.png]
+  python bench/curves.py bench/results/race_tfp.json --plot=docs/race_tfp.png
 
 Wall time counts from the run's first TensorBoard event (written when `fit` starts,
 before the first step is compiled), so it includes compilation, validation and any
@@ -52,13 +55,25 @@ def validation_curve(model_dir):
           for wall, epoch, nll in val]
 
 
+def race_curves(path):
+  """Returns `{contestant: [(step, hours, nll_nats)]}` from a race_tfp.py JSON file."""
+  with open(path) as f:
+    report = json.load(f)
+  return {r["description"]: [(p["step"], p["train_s"] / 3600.0, p["val_nll"])
+                             for p in r["curve"]] for r in report["results"]}
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("model_dirs", nargs="+")
   parser.add_argument("--plot", help="PNG path for the plot")
   args = parser.parse_args()
-  curves = {os.path.basename(os.path.normpath(d)): validation_curve(d)
-            for d in args.model_dirs}
+  curves = {}
+  for source in args.model_dirs:
+    if source.endswith(".json"):
+      curves.update(race_curves(source))
+    else:
+      curves[os.path.basename(os.path.normpath(source))] = validation_curve(source)
   for name, curve in curves.items():
     print(f"\n{name}\n\n| step | hours | validation NLL (nats) |\n|---|---|---|")
     for step, hours, nll in curve:

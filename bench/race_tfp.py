@@ -8,7 +8,8 @@ recorded; at the end every contestant is scored on `--eval_examples` validation
 images. Prints a Markdown table and writes the JSON (curves included).
 
 Contestants:
-  pixelcnn      this package's PixelCNN, `--layers` x `--hidden` (output 2*hidden)
+  --model       a family of this package (default pixelcnn), `--layers` x `--hidden`
+                (output layers 2*hidden)
   tfd.PixelCNN  TF Probability's PixelCNN++ (num_resnet=1, num_hierarchies=2,
                 num_filters=32, 1 logistic, pixel values 0/1): BASELINES.md's setup
 
@@ -17,7 +18,6 @@ Contestants:
 """
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -28,27 +28,25 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import keras  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
-import tensorflow_probability as tfp  # pylint: disable=g-import-not-at-top
 import tf_keras  # pylint: disable=g-import-not-at-top
 
-from machine import machine_info  # pylint: disable=g-import-not-at-top
+from machine import write_report  # pylint: disable=g-import-not-at-top
+import tfp_baseline  # pylint: disable=g-import-not-at-top
 from pixelrnn_tf import data  # pylint: disable=g-import-not-at-top
 from pixelrnn_tf import distributions  # pylint: disable=g-import-not-at-top
 from pixelrnn_tf import models  # pylint: disable=g-import-not-at-top
 
-tfd = tfp.distributions
-IMAGE_SHAPE = (28, 28, 1)
+IMAGE_SHAPE = tfp_baseline.IMAGE_SHAPE
 
 
 class Ours:
-  """This package's PixelCNN with its Bernoulli head."""
+  """A model of this package with its Bernoulli head."""
 
-  name = "pixelcnn"
-
-  def __init__(self, layers, hidden):
-    config = models.ModelConfig(num_layers=layers, hidden_dims=hidden,
+  def __init__(self, model, layers, hidden):
+    config = models.ModelConfig(model=model, num_layers=layers, hidden_dims=hidden,
                                 output_dims=2 * hidden)
-    self.description = f"pixelcnn {layers} x h={hidden}"
+    self.name = model
+    self.description = f"{model} {layers} x h={hidden}"
     self.model = models.build(config)
     self.variables = self.model.trainable_variables
     self.optimizer = keras.optimizers.Adam(1e-3)
@@ -66,13 +64,9 @@ class TFP:
 
   name = "tfd.PixelCNN"
 
-  def __init__(self, num_filters=32):
-    self.description = (f"tfd.PixelCNN num_resnet=1 num_hierarchies=2 "
-                         f"num_filters={num_filters} num_logistic_mix=1")
-    self.dist = tfd.PixelCNN(image_shape=IMAGE_SHAPE, num_resnet=1,
-                             num_hierarchies=2, num_filters=num_filters,
-                             num_logistic_mix=1, high=1, low=0)
-    self.dist.log_prob(tf.zeros((1,) + IMAGE_SHAPE))  # builds the network
+  def __init__(self, init_images, num_filters=32):
+    self.description = tfp_baseline.describe(num_filters)
+    self.dist = tfp_baseline.tfp_pixelcnn(num_filters, init_images=init_images)
     self.variables = self.dist.trainable_variables
     self.optimizer = tf_keras.optimizers.Adam(1e-3)
 
@@ -146,9 +140,13 @@ def main(argv=None):
                       help="Training seconds between curve points.")
   parser.add_argument("--curve_examples", type=int, default=2000)
   parser.add_argument("--eval_examples", type=int, default=10_000)
+  parser.add_argument("--model", default="pixelcnn", choices=sorted(models.MODELS),
+                      help="This package's contestant.")
   parser.add_argument("--layers", type=int, default=12,
-                      help="Residual blocks of this package's PixelCNN.")
+                      help="Its residual blocks / layers.")
   parser.add_argument("--hidden", type=int, default=16, help="Its h.")
+  parser.add_argument("--contestants", default="ours,tfp",
+                      help="Who races, in order: a comma list of ours, tfp.")
   parser.add_argument("--out", default=os.path.join("bench", "results",
                                                     "race_tfp.json"))
   args = parser.parse_args(argv)
@@ -166,10 +164,14 @@ def main(argv=None):
   start = time.perf_counter()
   results = []
   if args.quick:
-    makers = (lambda: Ours(1, 8), lambda: TFP(num_filters=4))
+    makers = {"ours": lambda: Ours(args.model, 1, 8),
+              "tfp": lambda: TFP(init_images, num_filters=4)}
   else:
-    makers = (lambda: Ours(args.layers, args.hidden), TFP)
-  for make in makers:
+    makers = {"ours": lambda: Ours(args.model, args.layers, args.hidden),
+              "tfp": lambda: TFP(init_images)}
+  # TFP's data-dependent init sees a training batch; the race then starts afresh.
+  init_images = next(iter(train_batches))[0]
+  for make in (makers[name] for name in args.contestants.split(",")):
     keras.utils.set_random_seed(0)
     contestant = make()
     print(f"{contestant.description}: training {args.minutes} min", flush=True)
@@ -177,15 +179,11 @@ def main(argv=None):
                         args.minutes, args.eval_every_s))
   wall_s = time.perf_counter() - start
   report = {"benchmark": "race_tfp", "quick": args.quick, "batch_size": 64,
+            "contestants": args.contestants,
             "optimizer": "Adam 1e-3", "xla": False, "minutes": args.minutes,
             "eval_examples": args.eval_examples, "wall_s": wall_s,
-            "machine": machine_info(), "results": results}
-  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-  with open(args.out, "w") as f:
-    json.dump(report, f, indent=2)
-  print(markdown(results, args.eval_examples))
-  print(f"\n{report['machine']['device']} ({report['machine']['cpu_count']} cores), "
-        f"wall {wall_s:.0f} s; JSON: {args.out}")
+            "results": results}
+  write_report(args.out, report, markdown(results, args.eval_examples))
 
 
 if __name__ == "__main__":

@@ -7,8 +7,8 @@ random binary 28x28x1 images, for the three families at similar parameter counts
 machine's mixed policy (`mixed_bfloat16` on CPU/TPU, `mixed_float16` on GPU). Prints
 a Markdown table; the numbers and the machine go to a JSON file.
 
-  python bench/step_time.py                 # full run: batch 64, 1 warm-up + 5 timed steps
-  python bench/step_time.py --quick         # smoke run: tiny models, batch 8, 2 steps
+  python bench/step_time.py           # full run: batch 64, 1 warm-up + 5 timed steps
+  python bench/step_time.py --quick   # smoke run: tiny models, batch 8, 2 steps
   python bench/step_time.py --out=/tmp/step_time.json
 
 Compile time is the first step (XLA compilation included); throughput is the timed
@@ -16,7 +16,6 @@ steps only. On shared machines compare the ratios within one run, not absolutes.
 """
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -27,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import keras  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
 
-from machine import machine_info  # pylint: disable=g-import-not-at-top
+from machine import write_report  # pylint: disable=g-import-not-at-top
 from pixelrnn_tf import distribute  # pylint: disable=g-import-not-at-top
 from pixelrnn_tf import distributions  # pylint: disable=g-import-not-at-top
 from pixelrnn_tf import models  # pylint: disable=g-import-not-at-top
@@ -116,14 +115,10 @@ def main(argv=None):
         print(f"{name} XLA={jit_compile} {policy}: "
               f"{results[-1]['images_per_s']:.1f} images/s", flush=True)
   wall_s = time.perf_counter() - start
-  report = {"benchmark": "train_step", "image_shape": IMAGE_SHAPE, "quick": args.quick, "warmup_steps": warmup,
-            "wall_s": wall_s, "machine": machine_info(), "results": results}
-  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-  with open(args.out, "w") as f:
-    json.dump(report, f, indent=2)
-  print(markdown(results))
-  print(f"\n{report['machine']['device']} ({report['machine']['cpu_count']} cores), "
-        f"wall {wall_s:.0f} s; JSON: {args.out}")
+  report = {"benchmark": "train_step", "image_shape": IMAGE_SHAPE,
+            "quick": args.quick, "warmup_steps": warmup, "wall_s": wall_s,
+            "results": results}
+  write_report(args.out, report, markdown(results))
 
 
 if __name__ == "__main__":

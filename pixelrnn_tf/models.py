@@ -121,6 +121,58 @@ def pixelcnn(x, config):
   return output_layers(x, config)
 
 
+def gated_pixelcnn(x, config):
+  """Gated PixelCNN (van den Oord et al., "Conditional Image Generation with
+  PixelCNN Decoders", NeurIPS 2016): a vertical and a horizontal stack, no blind spot.
+
+  The vertical stack convolves the rows above and the current row (`(k//2+1) x k`
+  kernels) and reaches the horizontal stack only shifted down one row, so it carries
+  strictly earlier rows, all of them within its reach. The horizontal stack runs
+  `1 x k` masked convolutions along the current row (mask A in the first layer, B
+  after, colour groups kept). Every layer gates both stacks with `tanh(a) *
+  sigmoid(b)`; the horizontal pre-activations also get a 1x1 of the shifted vertical
+  ones, and the gated horizontal maps go through a 1x1 mask-B conv, added to the
+  layer input after the first layer. A 7-wide first layer, then `config.num_layers`
+  3-wide layers, `2h` maps per stack; the horizontal stack feeds `output_layers`.
+  Class conditioning is not part of this package's models.
+  """
+  groups = config.num_channels
+  maps = 2 * config.hidden_dims
+  vertical, horizontal = x, x
+  for i in range(config.num_layers + 1):
+    first = i == 0
+    k = 7 if first else 3
+    name = f"gated{i}"
+    # Vertical: output row r reads input rows r - k//2 .. r, columns +-k//2.
+    v = keras.layers.ZeroPadding2D(((k // 2, 0), (k // 2, k // 2)),
+                                   name=f"{name}_v_pad")(vertical)
+    v = keras.layers.Conv2D(2 * maps, (k // 2 + 1, k), name=f"{name}_v_conv")(v)
+    # Shifted down one row: row r of the horizontal stack sees vertical rows < r.
+    link = keras.layers.ZeroPadding2D(((1, 0), (0, 0)), name=f"{name}_shift")(v)
+    link = keras.layers.Cropping2D(((0, 1), (0, 0)), name=f"{name}_crop")(link)
+    link = keras.layers.Conv2D(2 * maps, 1, name=f"{name}_link")(link)
+    vertical = _gate(v[..., :maps], v[..., maps:], f"{name}_v_gate")
+    # Horizontal: the tanh half and the sigmoid half, each a masked 1 x k conv plus
+    # its half of the link (two convs keep colour group g on channels m of both).
+    halves = []
+    for half, link_half in (("tanh", link[..., :maps]), ("sigmoid", link[..., maps:])):
+      conv = MaskedConv2D(maps, (1, k), mask_type="A" if first else "B",
+                          num_groups=groups, name=f"{name}_h_conv_{half}")
+      halves.append(keras.layers.Add(name=f"{name}_h_{half}")(
+          [conv(horizontal), link_half]))
+    y = MaskedConv2D(maps, 1, num_groups=groups, name=f"{name}_h_out")(
+        _gate(*halves, f"{name}_h_gate"))
+    horizontal = y if first else keras.layers.Add(name=f"{name}_residual")(
+        [horizontal, y])  # (B, H, W, 2h)
+  return output_layers(horizontal, config)
+
+
+def _gate(a, b, name):
+  """`tanh(a) * sigmoid(b)` elementwise: channel m of `a` gates channel m of `b`."""
+  return keras.layers.Multiply(name=name)([keras.layers.Activation("tanh")(a),
+                                           keras.layers.Activation("sigmoid")(b)])
+
+
 def recurrent_stack(x, config, make_layer, pad_right=0):
   """PixelRNN body (paper Section 3.3 and Figure 5) around recurrent layers.
 
@@ -179,6 +231,7 @@ def diagonal_bilstm(x, config):
 
 MODELS = {
     "pixelcnn": pixelcnn,
+    "gated_pixelcnn": gated_pixelcnn,
     "row_lstm": row_lstm,
     "diagonal_bilstm": diagonal_bilstm,
 }

@@ -1,8 +1,4 @@
-"""Every bench script runs in its --quick mode (smoke only: no timing asserted).
-
-The --quick runs of step_time/score_throughput compile every model family with XLA
-(a few minutes on 2 cores), so they run only with PIXELRNN_BENCH_SMOKE=1.
-"""
+"""Every bench script runs in its --quick mode (smoke only: no timing asserted)."""
 
 import json
 import os
@@ -23,14 +19,15 @@ def run(args, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(os.environ.get("PIXELRNN_BENCH_SMOKE") != "1",
-                    reason="set PIXELRNN_BENCH_SMOKE=1 to smoke-run the bench scripts")
-@pytest.mark.parametrize("script", ["bench/step_time.py", "bench/score_throughput.py"])
+@pytest.mark.parametrize("script", ["bench/step_time.py", "bench/score_throughput.py",
+                                    "bench/race_tfp.py", "bench/sampling.py",
+                                    "bench/memory.py"])
 def test_bench_script_quick_mode_writes_table_and_json(script, tmp_path):
   out = tmp_path / "result.json"
   stdout = run([script, "--quick", f"--out={out}"], tmp_path)
   assert "|" in stdout  # the Markdown table
-  assert json.loads(out.read_text())["quick"] is True
+  report = json.loads(out.read_text())
+  assert report["quick"] is True and report["results"]
 
 
 def test_curves_reads_a_training_run(image_folder, tmp_path):
@@ -48,3 +45,14 @@ def test_curves_reads_a_training_run(image_folder, tmp_path):
           or line.startswith("| 4 ")]
   assert len(rows) == 2, stdout
   assert (tmp_path / "c.png").stat().st_size > 0
+
+
+def test_curves_reads_a_race_json(tmp_path):
+  race = {"results": [{"description": name, "curve": [
+      {"train_s": 1800.0, "step": 100, "val_nll": nll}]}
+                      for name, nll in (("ours", 90.5), ("tfp", 86.7))]}
+  path = tmp_path / "race.json"
+  path.write_text(json.dumps(race))
+  stdout = run(["bench/curves.py", str(path), f"--plot={tmp_path}/r.png"], tmp_path)
+  assert "| 100 | 0.50 | 90.50 |" in stdout and "| 100 | 0.50 | 86.70 |" in stdout
+  assert (tmp_path / "r.png").stat().st_size > 0

@@ -1,0 +1,114 @@
+"""Sampling speed: this package's naive sampler (with and without XLA) vs TFP's.
+
+Draws `--num_samples` binary 28x28x1 images from untrained models (speed only; the
+weights do not change the work) and reports images/s:
+
+  pixelcnn naive        `sampling.sample`: one full forward pass per sub-pixel, in
+                        a tf.while_loop, with `jit_compile` off and on; the first
+                        call (tracing, compiling) is timed apart from a second one
+  tfd.PixelCNN naive    `tfd.PixelCNN.sample` (also one pass per pixel, an eager
+                        Python loop: one call), BASELINES's configuration,
+                        `--tfp_samples` images (it is slow)
+
+A cached (incremental) sampler is not part of the package yet, so it has no row.
+
+  python bench/sampling.py            # full run
+  python bench/sampling.py --quick    # smoke run: tiny models, 2 images of 8x8
+"""
+
+import argparse
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import keras  # pylint: disable=g-import-not-at-top
+import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+from machine import write_report  # pylint: disable=g-import-not-at-top
+import tfp_baseline  # pylint: disable=g-import-not-at-top
+from pixelrnn_tf import models  # pylint: disable=g-import-not-at-top
+from pixelrnn_tf import sampling  # pylint: disable=g-import-not-at-top
+
+
+
+def time_calls(fn, num_images, calls=2):
+  """Times `calls` calls of `fn`: `{"first_s", "steady_s", "images_per_s"}`.
+
+  `steady_s` is the last call (the first one with a single call).
+  """
+  seconds = []
+  for _ in range(calls):
+    start = time.perf_counter()
+    fn()
+    seconds.append(time.perf_counter() - start)
+  return {"num_images": num_images, "first_s": seconds[0], "steady_s": seconds[-1],
+          "images_per_s": num_images / seconds[-1]}
+
+
+def ours(num_layers, hidden_dims, num_samples, image_shape, jit_compile):
+  config = models.ModelConfig(image_shape=image_shape, num_layers=num_layers,
+                              hidden_dims=hidden_dims, output_dims=2 * hidden_dims)
+  model = models.build(config)
+  draw = tf.function(lambda: sampling.sample(
+      model, num_samples, image_shape, 2, tf.constant([0, 0])),
+                     jit_compile=jit_compile)
+  result = time_calls(lambda: draw().numpy(), num_samples)
+  result.update(sampler=f"pixelcnn {num_layers} x h={hidden_dims} naive, XLA "
+                        f"{'on' if jit_compile else 'off'}",
+                params=int(model.count_params()))
+  return result
+
+
+def tfp_pixelcnn(num_filters, num_samples, image_shape):
+  dist = tfp_baseline.tfp_pixelcnn(num_filters, image_shape)
+  result = time_calls(lambda: dist.sample(num_samples, seed=0).numpy(), num_samples,
+                      calls=1)
+  result.update(sampler=f"tfd.PixelCNN num_filters={num_filters} naive",
+                params=int(sum(v.shape.num_elements()
+                               for v in dist.trainable_variables)))
+  return result
+
+
+def markdown(results):
+  lines = ["| sampler | params | images | first call (s) | steady (s) | images/s |",
+           "|---|---|---|---|---|---|"]
+  for r in results:
+    lines.append(f"| {r['sampler']} | {r['params']:,} | {r['num_images']} | "
+                 f"{r['first_s']:.1f} | {r['steady_s']:.1f} | "
+                 f"{r['images_per_s']:.3f} |")
+  return "\n".join(lines)
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--quick", action="store_true",
+                      help="Smoke run: tiny models, 2 images each.")
+  parser.add_argument("--num_samples", type=int, default=16)
+  parser.add_argument("--tfp_samples", type=int, default=4)
+  parser.add_argument("--out", default=os.path.join("bench", "results",
+                                                    "sampling.json"))
+  args = parser.parse_args(argv)
+  layers, hidden, filters = (1, 4, 4) if args.quick else (12, 16, 32)
+  num_samples = 2 if args.quick else args.num_samples
+  image_shape = (8, 8, 1) if args.quick else tfp_baseline.IMAGE_SHAPE
+  start = time.perf_counter()
+  results = []
+  for jit_compile in (False, True):
+    keras.utils.set_random_seed(0)
+    results.append(ours(layers, hidden, num_samples, image_shape, jit_compile))
+    print(results[-1], flush=True)
+  results.append(tfp_pixelcnn(filters, 2 if args.quick else args.tfp_samples,
+                              image_shape))
+  print(results[-1], flush=True)
+  wall_s = time.perf_counter() - start
+  report = {"benchmark": "sampling", "quick": args.quick,
+            "image_shape": image_shape, "wall_s": wall_s,
+            "results": results}
+  write_report(args.out, report, markdown(results))
+
+
+if __name__ == "__main__":
+  main()
