@@ -49,10 +49,9 @@ class TrainConfig:
     eval_every_loops: validate on `eval_examples` images every this many loops
       (0: never during training).
     eval_examples: images of the evaluation split used for periodic validation.
-    jit_compile: compile the train and evaluation steps with XLA (off by default:
-      on CPU they run faster without it, bench/step_time.py). The samplers always
-      compile with XLA, which runs their per-sub-pixel loop faster
-      (bench/sampling.py).
+    jit_compile: compile the train and evaluation steps and the samplers with XLA
+      (off by default: on CPU all of them run faster without it, bench/step_time.py
+      and bench/sampling.py).
     mixed_precision: compute in float16 (GPU, with loss scaling) or bfloat16
       (TPU/CPU) with float32 weights; the logits, head and loss stay float32.
     summary_samples: images sampled into TensorBoard at the end of training.
@@ -323,7 +322,7 @@ def _write_sample_summary(model_dir, model, model_config, train_config, step):
   seed = tf.constant([train_config.seed, step], tf.int32)
   images = tf.function(lambda: sampling.sample(
       model, train_config.summary_samples, model_config.image_shape,
-      model_config.num_levels, seed), jit_compile=True)()
+      model_config.num_levels, seed), jit_compile=train_config.jit_compile)()
   grid = sampling.image_grid(to_display(images, model_config.num_levels))
   writer = tf.summary.create_file_writer(os.path.join(model_dir, "logs", "samples"))
   with writer.as_default():
@@ -388,7 +387,7 @@ def write_samples(model_dir, num_samples=16, seed=0, known_rows=0, split=None):
   if not manager.latest_checkpoint:
     raise TrainingError(f"No checkpoint in {manager.directory}: train first.")
   seed = tf.constant([seed, 0], tf.int32)
-  run = tf.function(jit_compile=True)
+  run = tf.function(jit_compile=train_config.jit_compile)
   if known_rows:
     split = split or data.default_eval_split(train_config.dataset)
     ds, _ = data.load(train_config.dataset, split, train_config.data_dir,
