@@ -17,13 +17,22 @@ def machine_info():
           "gpus": [g.name for g in gpus], "device": "GPU" if gpus else "CPU"}
 
 
+def markdown_table(columns, rows):
+  """A Markdown table: a header of `columns`, then one line per row of cells."""
+  lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+  lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+  return "\n".join(lines)
+
+
 def write_report(path, report, table):
-  """Adds `machine_info()` to `report`, writes it as JSON to `path` and prints
-  `table` (Markdown) with a line naming the machine, the wall time and the file."""
+  """Adds `machine_info()` to `report`, writes it as JSON to `path` (None: no file)
+  and prints `table` (Markdown) with a line naming the machine, the wall time and
+  the file."""
   report["machine"] = machine_info()
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  with open(path, "w") as f:
-    json.dump(report, f, indent=2)
+  if path:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+      json.dump(report, f, indent=2)
   print(table)
   print(f"\n{report['machine']['device']} ({report['machine']['cpu_count']} cores), "
-        f"wall {report['wall_s']:.0f} s; JSON: {path}")
+        f"wall {report['wall_s']:.0f} s; JSON: {path or 'not written'}")

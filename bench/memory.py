@@ -20,7 +20,8 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-IMAGE_SHAPE = (28, 28, 1)
+from machine import markdown_table, write_report  # pylint: disable=g-import-not-at-top
+
 # name -> (num_layers, hidden_dims) as in step_time.py; tfd.PixelCNN: num_filters.
 FULL = {"pixelcnn": (10, 24), "row_lstm": (7, 16), "diagonal_bilstm": (7, 16),
         "tfd.PixelCNN": (None, 32)}
@@ -38,39 +39,21 @@ def measure_one(name, size, batch_size, steps):
   import keras  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import contestants  # pylint: disable=g-import-not-at-top
 
   keras.utils.set_random_seed(0)
-  images = np.random.default_rng(0).integers(0, 2, (batch_size,) + IMAGE_SHAPE,
+  images = np.random.default_rng(0).integers(0, 2, (batch_size,) + contestants.IMAGE_SHAPE,
                                              np.uint8)
   if name == "tfd.PixelCNN":
-    import tf_keras  # pylint: disable=g-import-not-at-top
-    import tfp_baseline  # pylint: disable=g-import-not-at-top
-    dist = tfp_baseline.tfp_pixelcnn(size[1])
-    variables = dist.trainable_variables
-    optimizer = tf_keras.optimizers.Adam(1e-3)
-    nll = lambda x: -dist.log_prob(tf.cast(x, tf.float32))
-    apply = lambda grads: optimizer.apply_gradients(zip(grads, variables))
+    contestant = contestants.TFP(num_filters=size[1])
   else:
-    from pixelrnn_tf import distributions, models  # pylint: disable=g-import-not-at-top
-    model = models.build(models.ModelConfig(model=name, num_layers=size[0],
-                                            hidden_dims=size[1]))
-    variables = model.trainable_variables
-    optimizer = keras.optimizers.Adam(1e-3)
-    nll = lambda x: -distributions.log_prob(model(x), x, 2)
-    apply = lambda grads: optimizer.apply(grads, variables)
-
-  @tf.function
-  def step(x):
-    with tf.GradientTape() as tape:
-      loss = tf.reduce_mean(nll(x))
-    apply(tape.gradient(loss, variables))
-    return loss
-
+    contestant = contestants.Ours(name, *size, output_dims=32)
+  step = contestants.train_step(contestant)
   built_mib = _rss_mib()
   for _ in range(steps):
     float(step(images))
   record = {"model": name, "size": list(size), "batch_size": batch_size,
-            "params": int(sum(np.prod(v.shape) for v in variables)),
+            "params": contestants.count_params(contestant.variables),
             "rss_built_mib": built_mib,
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
   record["step_growth_mib"] = record["peak_rss_mib"] - built_mib
@@ -81,13 +64,12 @@ def measure_one(name, size, batch_size, steps):
 
 
 def markdown(results):
-  lines = ["| model | params | batch | RSS after build (MiB) | peak RSS (MiB) | "
-           "growth in training steps (MiB) |", "|---|---|---|---|---|---|"]
-  for r in results:
-    lines.append(f"| {r['model']} | {r['params']:,} | {r['batch_size']} | "
-                 f"{r['rss_built_mib']:.0f} | {r['peak_rss_mib']:.0f} | "
-                 f"{r['step_growth_mib']:.0f} |")
-  return "\n".join(lines)
+  return markdown_table(
+      ["model", "params", "batch", "RSS after build (MiB)", "peak RSS (MiB)",
+       "growth in training steps (MiB)"],
+      [[r["model"], f"{r['params']:,}", r["batch_size"], f"{r['rss_built_mib']:.0f}",
+        f"{r['peak_rss_mib']:.0f}", f"{r['step_growth_mib']:.0f}"] for r in results])
+
 
 
 def main(argv=None):
@@ -103,7 +85,6 @@ def main(argv=None):
   if args.one:  # the subprocess
     print(json.dumps(measure_one(args.one, sizes[args.one], batch_size, args.steps)))
     return
-  from machine import write_report  # pylint: disable=g-import-not-at-top
   start = time.perf_counter()
   results = []
   for name in sizes:

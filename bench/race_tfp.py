@@ -2,16 +2,18 @@
 
 Each contestant trains from scratch for `--minutes` of training wall time, one after
 the other in one process, on the same input pipeline (`data.train_pipeline`, batch
-64, seed 0) with Adam 1e-3, without XLA. Every `--eval_every_s` seconds of training
-the clock stops and the exact validation NLL over `--curve_examples` images is
-recorded; at the end every contestant is scored on `--eval_examples` validation
-images. Prints a Markdown table and writes the JSON (curves included).
+64, seed 0) with Adam (`--learning_rate`, default 1e-3), without XLA. Every
+`--eval_every_s` seconds of training the clock stops and the exact validation NLL
+over `--curve_examples` images is recorded; at the end every contestant is scored on
+`--eval_examples` validation images. Prints a Markdown table and writes the JSON (curves included).
 
 Contestants:
   --model       a family of this package (default pixelcnn), `--layers` x `--hidden`
                 (output layers 2*hidden)
   tfd.PixelCNN  TF Probability's PixelCNN++ (num_resnet=1, num_hierarchies=2,
-                num_filters=32, 1 logistic, pixel values 0/1): BASELINES.md's setup
+                num_filters=`--tfp_filters`, 1 logistic, pixel values 0/1); 32 filters
+                (623k parameters) is BASELINES.md's setup, 16 about matches
+                `pixelcnn 12 x h=32` (169k)
 
   python bench/race_tfp.py --data_dir=../shared/data/tfds           # 30 min each
   python bench/race_tfp.py --quick                                   # smoke run
@@ -28,65 +30,18 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import keras  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
-import tf_keras  # pylint: disable=g-import-not-at-top
 
-from machine import write_report  # pylint: disable=g-import-not-at-top
-import tfp_baseline  # pylint: disable=g-import-not-at-top
+from machine import markdown_table, write_report  # pylint: disable=g-import-not-at-top
+from contestants import IMAGE_SHAPE, TFP, Ours, count_params, train_step  # pylint: disable=g-import-not-at-top
 from pixelrnn_tf import data  # pylint: disable=g-import-not-at-top
-from pixelrnn_tf import distributions  # pylint: disable=g-import-not-at-top
 from pixelrnn_tf import models  # pylint: disable=g-import-not-at-top
-
-IMAGE_SHAPE = tfp_baseline.IMAGE_SHAPE
-
-
-class Ours:
-  """A model of this package with its Bernoulli head."""
-
-  def __init__(self, model, layers, hidden):
-    config = models.ModelConfig(model=model, num_layers=layers, hidden_dims=hidden,
-                                output_dims=2 * hidden)
-    self.name = model
-    self.description = f"{model} {layers} x h={hidden}"
-    self.model = models.build(config)
-    self.variables = self.model.trainable_variables
-    self.optimizer = keras.optimizers.Adam(1e-3)
-
-  def nll(self, images):
-    """`-log p(image)` in nats, `(B,)`, for uint8 0/1 images `(B, 28, 28, 1)`."""
-    return -distributions.log_prob(self.model(images), images, 2)
-
-  def apply(self, grads):
-    self.optimizer.apply(grads, self.variables)
-
-
-class TFP:
-  """`tfd.PixelCNN` (PixelCNN++) over pixel values {0, 1}, TFP's defaults else."""
-
-  name = "tfd.PixelCNN"
-
-  def __init__(self, init_images, num_filters=32):
-    self.description = tfp_baseline.describe(num_filters)
-    self.dist = tfp_baseline.tfp_pixelcnn(num_filters, init_images=init_images)
-    self.variables = self.dist.trainable_variables
-    self.optimizer = tf_keras.optimizers.Adam(1e-3)
-
-  def nll(self, images):
-    return -self.dist.log_prob(tf.cast(images, tf.float32))
-
-  def apply(self, grads):
-    self.optimizer.apply_gradients(zip(grads, self.variables))
 
 
 def race(contestant, train_batches, curve_batches, final_batches, minutes,
          eval_every_s):
   """Trains `contestant` for `minutes` of training time; returns its record."""
 
-  @tf.function
-  def train_step(images):
-    with tf.GradientTape() as tape:
-      loss = tf.reduce_mean(contestant.nll(images))
-    contestant.apply(tape.gradient(loss, contestant.variables))
-    return loss
+  step = train_step(contestant)
 
   @tf.function
   def eval_nll(images):
@@ -97,12 +52,12 @@ def race(contestant, train_batches, curve_batches, final_batches, minutes,
     return float(np.concatenate(values).mean())
 
   iterator = iter(train_batches)
-  train_step(next(iterator)[0])  # trace before the clock starts
+  step(next(iterator)[0])  # trace before the clock starts
   steps, trained_s, curve = 1, 0.0, []
   next_eval = eval_every_s
   while trained_s < 60 * minutes:
     start = time.perf_counter()
-    loss = train_step(next(iterator)[0])
+    loss = step(next(iterator)[0])
     float(loss)
     trained_s += time.perf_counter() - start
     steps += 1
@@ -114,19 +69,19 @@ def race(contestant, train_batches, curve_batches, final_batches, minutes,
       next_eval += eval_every_s
   batch_size = int(next(iterator)[0].shape[0])
   return {"contestant": contestant.name, "description": contestant.description,
-          "params": int(sum(np.prod(v.shape) for v in contestant.variables)),
+          "params": count_params(contestant.variables),
           "train_s": trained_s, "steps": steps,
           "images_per_s": steps * batch_size / trained_s,
           "final_val_nll": validation_nll(final_batches), "curve": curve}
 
 
 def markdown(results, eval_examples):
-  lines = [f"| model | params | steps | train img/s | validation NLL, "
-           f"{eval_examples} images (nats) |", "|---|---|---|---|---|"]
-  for r in results:
-    lines.append(f"| {r['description']} | {r['params']:,} | {r['steps']} | "
-                 f"{r['images_per_s']:.1f} | {r['final_val_nll']:.2f} |")
-  return "\n".join(lines)
+  return markdown_table(
+      ["model", "params", "steps", "train img/s",
+       f"validation NLL, {eval_examples} images (nats)"],
+      [[r["description"], f"{r['params']:,}", r["steps"], f"{r['images_per_s']:.1f}",
+        f"{r['final_val_nll']:.2f}"] for r in results])
+
 
 
 def main(argv=None):
@@ -145,6 +100,10 @@ def main(argv=None):
   parser.add_argument("--layers", type=int, default=12,
                       help="Its residual blocks / layers.")
   parser.add_argument("--hidden", type=int, default=16, help="Its h.")
+  parser.add_argument("--learning_rate", type=float, default=1e-3,
+                      help="Adam's learning rate, for every contestant.")
+  parser.add_argument("--tfp_filters", type=int, default=32,
+                      help="tfd.PixelCNN's num_filters.")
   parser.add_argument("--contestants", default="ours,tfp",
                       help="Who races, in order: a comma list of ours, tfp.")
   parser.add_argument("--out", default=os.path.join("bench", "results",
@@ -167,8 +126,9 @@ def main(argv=None):
     makers = {"ours": lambda: Ours(args.model, 1, 8),
               "tfp": lambda: TFP(init_images, num_filters=4)}
   else:
-    makers = {"ours": lambda: Ours(args.model, args.layers, args.hidden),
-              "tfp": lambda: TFP(init_images)}
+    makers = {"ours": lambda: Ours(args.model, args.layers, args.hidden,
+                                   learning_rate=args.learning_rate),
+              "tfp": lambda: TFP(init_images, args.tfp_filters, args.learning_rate)}
   # TFP's data-dependent init sees a training batch; the race then starts afresh.
   init_images = next(iter(train_batches))[0]
   for make in (makers[name] for name in args.contestants.split(",")):
@@ -180,7 +140,7 @@ def main(argv=None):
   wall_s = time.perf_counter() - start
   report = {"benchmark": "race_tfp", "quick": args.quick, "batch_size": 64,
             "contestants": args.contestants,
-            "optimizer": "Adam 1e-3", "xla": False, "minutes": args.minutes,
+            "optimizer": f"Adam {args.learning_rate:g}", "xla": False, "minutes": args.minutes,
             "eval_examples": args.eval_examples, "wall_s": wall_s,
             "results": results}
   write_report(args.out, report, markdown(results, args.eval_examples))

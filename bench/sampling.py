@@ -1,16 +1,20 @@
-"""Sampling speed: this package's naive sampler (with and without XLA) vs TFP's.
+"""Sampling speed: this package's naive and cached samplers (with and without XLA)
+vs TFP's.
 
 Draws `--num_samples` binary 28x28x1 images from untrained models (speed only; the
 weights do not change the work) and reports images/s:
 
-  pixelcnn naive        `sampling.sample`: one full forward pass per sub-pixel, in
-                        a tf.while_loop, with `jit_compile` off and on; the first
-                        call (tracing, compiling) is timed apart from a second one
+  pixelcnn naive        `sampling.complete_naive`: one full forward pass per
+                        sub-pixel, in a tf.while_loop
+  pixelcnn cached       `sampling.complete_cached` (what `sampling.sample` uses for
+                        PixelCNN): one pixel through the network per sub-pixel
   tfd.PixelCNN naive    `tfd.PixelCNN.sample` (also one pass per pixel, an eager
                         Python loop: one call), BASELINES's configuration,
                         `--tfp_samples` images (it is slow)
 
-A cached (incremental) sampler is not part of the package yet, so it has no row.
+Ours run with `jit_compile` off and on; the first call (tracing, compiling) is timed
+apart from a second one. The cached and naive samplers draw the same images for the
+same seed (tests/test_sampling.py), so the ratio is pure speed.
 
   python bench/sampling.py            # full run
   python bench/sampling.py --quick    # smoke run: tiny models, 2 images of 8x8
@@ -27,11 +31,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import keras  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-from machine import write_report  # pylint: disable=g-import-not-at-top
-import tfp_baseline  # pylint: disable=g-import-not-at-top
+from machine import markdown_table, write_report  # pylint: disable=g-import-not-at-top
+import contestants  # pylint: disable=g-import-not-at-top
 from pixelrnn_tf import models  # pylint: disable=g-import-not-at-top
 from pixelrnn_tf import sampling  # pylint: disable=g-import-not-at-top
-
 
 
 def time_calls(fn, num_images, calls=2):
@@ -48,38 +51,38 @@ def time_calls(fn, num_images, calls=2):
           "images_per_s": num_images / seconds[-1]}
 
 
-def ours(num_layers, hidden_dims, num_samples, image_shape, jit_compile):
+SAMPLERS = {"naive": sampling.complete_naive, "cached": sampling.complete_cached}
+
+
+def ours(num_layers, hidden_dims, num_samples, image_shape, sampler, jit_compile):
   config = models.ModelConfig(image_shape=image_shape, num_layers=num_layers,
                               hidden_dims=hidden_dims, output_dims=2 * hidden_dims)
   model = models.build(config)
-  draw = tf.function(lambda: sampling.sample(
-      model, num_samples, image_shape, 2, tf.constant([0, 0])),
+  blank = tf.zeros((num_samples,) + tuple(image_shape), tf.uint8)
+  draw = tf.function(lambda: SAMPLERS[sampler](model, blank, 0, 2, tf.constant([0, 0])),
                      jit_compile=jit_compile)
   result = time_calls(lambda: draw().numpy(), num_samples)
-  result.update(sampler=f"pixelcnn {num_layers} x h={hidden_dims} naive, XLA "
+  result.update(sampler=f"pixelcnn {num_layers} x h={hidden_dims} {sampler}, XLA "
                         f"{'on' if jit_compile else 'off'}",
                 params=int(model.count_params()))
   return result
 
 
 def tfp_pixelcnn(num_filters, num_samples, image_shape):
-  dist = tfp_baseline.tfp_pixelcnn(num_filters, image_shape)
+  dist = contestants.tfp_pixelcnn(num_filters, image_shape)
   result = time_calls(lambda: dist.sample(num_samples, seed=0).numpy(), num_samples,
                       calls=1)
   result.update(sampler=f"tfd.PixelCNN num_filters={num_filters} naive",
-                params=int(sum(v.shape.num_elements()
-                               for v in dist.trainable_variables)))
+                params=contestants.count_params(dist.trainable_variables))
   return result
 
 
 def markdown(results):
-  lines = ["| sampler | params | images | first call (s) | steady (s) | images/s |",
-           "|---|---|---|---|---|---|"]
-  for r in results:
-    lines.append(f"| {r['sampler']} | {r['params']:,} | {r['num_images']} | "
-                 f"{r['first_s']:.1f} | {r['steady_s']:.1f} | "
-                 f"{r['images_per_s']:.3f} |")
-  return "\n".join(lines)
+  return markdown_table(
+      ["sampler", "params", "images", "first call (s)", "steady (s)", "images/s"],
+      [[r["sampler"], f"{r['params']:,}", r["num_images"], f"{r['first_s']:.1f}",
+        f"{r['steady_s']:.1f}", f"{r['images_per_s']:.3f}"] for r in results])
+
 
 
 def main(argv=None):
@@ -93,13 +96,15 @@ def main(argv=None):
   args = parser.parse_args(argv)
   layers, hidden, filters = (1, 4, 4) if args.quick else (12, 16, 32)
   num_samples = 2 if args.quick else args.num_samples
-  image_shape = (8, 8, 1) if args.quick else tfp_baseline.IMAGE_SHAPE
+  image_shape = (8, 8, 1) if args.quick else contestants.IMAGE_SHAPE
   start = time.perf_counter()
   results = []
-  for jit_compile in (False, True):
-    keras.utils.set_random_seed(0)
-    results.append(ours(layers, hidden, num_samples, image_shape, jit_compile))
-    print(results[-1], flush=True)
+  for sampler in SAMPLERS:
+    for jit_compile in (False, True):
+      keras.utils.set_random_seed(0)
+      results.append(ours(layers, hidden, num_samples, image_shape, sampler,
+                          jit_compile))
+      print(results[-1], flush=True)
   results.append(tfp_pixelcnn(filters, 2 if args.quick else args.tfp_samples,
                               image_shape))
   print(results[-1], flush=True)

@@ -36,7 +36,7 @@ import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 from pixelrnn_tf import data  # pylint: disable=g-import-not-at-top
-from machine import machine_info  # pylint: disable=g-import-not-at-top
+from machine import markdown_table, write_report  # pylint: disable=g-import-not-at-top
 from pixelrnn_tf import distributions  # pylint: disable=g-import-not-at-top
 from pixelrnn_tf import export  # pylint: disable=g-import-not-at-top
 from pixelrnn_tf import models  # pylint: disable=g-import-not-at-top
@@ -94,15 +94,12 @@ def one_pass(fn, batches):
 
 
 def markdown(results, reference):
-  lines = ["| way | images/s (best pass) | ms/batch | vs keras (tf.function) | "
-           "max rel. diff of log p |",
-           "|---|---|---|---|---|"]
-  for r in results:
-    lines.append(
-        f"| {r['way']} | {r['images_per_s']:.0f} | {r['ms_per_batch']:.1f} | "
-        f"{r['images_per_s'] / reference:.2f}x | {r['max_rel_diff']:.1e} |")
-  return "\n".join(lines)
-
+  return markdown_table(
+      ["way", "images/s (best pass)", "ms/batch", "vs keras (tf.function)",
+       "max rel. diff of log p"],
+      [[r["way"], f"{r['images_per_s']:.0f}", f"{r['ms_per_batch']:.1f}",
+        f"{r['images_per_s'] / reference:.2f}x", f"{r['max_rel_diff']:.1e}"]
+       for r in results])
 
 
 def main(argv=None):
@@ -167,19 +164,12 @@ def main(argv=None):
       "repeats": repeats, "model": json.loads(model_config.to_json()),
       "params": int(model.count_params()), "export_s": export_s,
       "mean_nll_nats": float(-reference.mean()), "wall_s": wall_s,
-      "machine": machine_info(), "results": results,
+      "results": results,
   }
-  print()
-  print(markdown(results, results[0]["images_per_s"]))
-  print(f"\n{report['machine']['device']} ({report['machine']['cpu_count']} cores), "
-        f"{report['params']:,} params, {len(images)} images, batch "
-        f"{args.batch_size}, best of {repeats}; export {export_s:.0f} s; "
-        f"wall {wall_s:.0f} s")
-  if out_path:
-    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
-    with open(out_path, "w") as f:
-      json.dump(report, f, indent=2)
-    print(f"JSON: {out_path}")
+  table = (markdown(results, results[0]["images_per_s"]) +
+           f"\n\n{report['params']:,} params, {len(images)} images, batch "
+           f"{args.batch_size}, best of {repeats}; export {export_s:.0f} s")
+  write_report(out_path, report, table)
 
 
 if __name__ == "__main__":

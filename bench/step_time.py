@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import keras  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
 
-from machine import write_report  # pylint: disable=g-import-not-at-top
+from machine import markdown_table, write_report  # pylint: disable=g-import-not-at-top
 from pixelrnn_tf import distribute  # pylint: disable=g-import-not-at-top
 from pixelrnn_tf import distributions  # pylint: disable=g-import-not-at-top
 from pixelrnn_tf import models  # pylint: disable=g-import-not-at-top
@@ -74,17 +74,13 @@ def time_model(name, num_layers, hidden_dims, batch_size, warmup, steps, jit_com
 
 
 def markdown(results):
-  lines = ["| model | XLA | precision | layers x h | params | compile (s) | "
-           "step (ms, mean) | step (ms, median) | images/s |",
-           "|---|---|---|---|---|---|---|---|---|"]
-  for r in results:
-    lines.append(
-        f"| {r['model']} | {'on' if r['jit_compile'] else 'off'} | {r['policy']} | "
-        f"{r['num_layers']} x {r['hidden_dims']} | "
-        f"{r['params']:,} | {r['compile_s']:.1f} | {r['step_ms_mean']:.0f} | "
-        f"{r['step_ms_median']:.0f} | {r['images_per_s']:.1f} |")
-  return "\n".join(lines)
-
+  return markdown_table(
+      ["model", "XLA", "precision", "layers x h", "params", "compile (s)",
+       "step (ms, mean)", "step (ms, median)", "images/s"],
+      [[r["model"], "on" if r["jit_compile"] else "off", r["policy"],
+        f"{r['num_layers']} x {r['hidden_dims']}", f"{r['params']:,}",
+        f"{r['compile_s']:.1f}", f"{r['step_ms_mean']:.0f}",
+        f"{r['step_ms_median']:.0f}", f"{r['images_per_s']:.1f}"] for r in results])
 
 
 def main(argv=None):

@@ -85,27 +85,21 @@ def is_chief(strategy):
   return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
 
 
-def worker_name(strategy):
-  """`"<task_type>_<task_id>"` for a multi-worker task, else `"chief"`."""
-  resolver = getattr(strategy, "cluster_resolver", None)
-  if resolver is None or not resolver.task_type:
-    return "chief"
-  return f"{resolver.task_type}_{resolver.task_id}"
-
-
 def save_checkpoint(manager, step, strategy):
-  """Saves `manager`'s checkpoint at `step` on this worker; returns the chief's path.
+  """Saves `manager`'s checkpoint at `step` on this worker.
 
-  Non-chief workers write to a scratch directory beside the checkpoints and delete
-  it: the save runs on every worker, as multi-worker saving requires, but only the
-  chief's copy is kept.
+  Non-chief workers write to a scratch directory beside the checkpoints
+  (`tmp_<task_type>_<task_id>`) and delete it: the save runs on every worker, as
+  multi-worker saving requires, but only the chief's copy is kept.
   """
   if is_chief(strategy):
-    return manager.save(checkpoint_number=step)
-  scratch = os.path.join(manager.directory, f"tmp_{worker_name(strategy)}")
+    manager.save(checkpoint_number=step)
+    return
+  resolver = strategy.cluster_resolver
+  scratch = os.path.join(manager.directory,
+                         f"tmp_{resolver.task_type}_{resolver.task_id}")
   manager.checkpoint.write(os.path.join(scratch, "ckpt"))
   tf.io.gfile.rmtree(scratch)
-  return None
 
 
 def distribute_train_dataset(strategy, make_dataset, global_batch_size):

@@ -161,7 +161,7 @@ class _ServingModule(tf.Module):
 
   def __init__(self, model, model_config, metadata, config_path):
     super().__init__(name="pixelrnn_tf_export")
-    self._model_fn = model.__call__  # a bound method: not tracked
+    self._model = lambda: model  # a closure: not tracked
     self.config_asset = tf.saved_model.Asset(config_path)
     self._shape = tuple(model_config.image_shape)
     self._num_levels = model_config.num_levels
@@ -204,7 +204,7 @@ class _ServingModule(tf.Module):
     return self._scores(self._check_images(images, "images"))
 
   def _scores(self, images):
-    logits = self._model_fn(images, training=False)  # (B, H, W, C, K)
+    logits = self._model()(images, training=False)  # (B, H, W, C, K)
     pixel = distributions.pixel_log_prob(logits, images, self._num_levels)
     log_prob = tf.reduce_sum(pixel, axis=[1, 2, 3])  # (B,)
     return {
@@ -220,7 +220,7 @@ class _ServingModule(tf.Module):
   def _sample(self, num_samples, seed):
     """Draws uint8 `(num_samples, H, W, C)`; the same seed gives the same images."""
     num_samples = _checked_scalar(num_samples, "num_samples", 1, MAX_SAMPLES)
-    images = sampling.sample(self._model_fn, num_samples, self._shape,
+    images = sampling.sample(self._model(), num_samples, self._shape,
                              self._num_levels, tf.stack([seed, 0]))
     return {"images": images}
 
@@ -231,7 +231,7 @@ class _ServingModule(tf.Module):
     known_rows = _checked_scalar(known_rows, "known_rows", 0, height,
                                  " (the image height)")
     start = known_rows * width * channels  # flat raster/RGB index
-    images = sampling.complete(self._model_fn, images, start, self._num_levels,
+    images = sampling.complete(self._model(), images, start, self._num_levels,
                                tf.stack([seed, 0]))
     return {"images": images}
 

@@ -362,6 +362,9 @@ def mean_nll(model, batches, num_levels, jit_compile=False):
 
   Returns:
     `(nll_nats, num_images)`, summed in float64 over every image of `batches`.
+
+  Raises:
+    TrainingError: `batches` holds no image (an empty split).
   """
 
   @tf.function(jit_compile=jit_compile)
@@ -374,7 +377,10 @@ def mean_nll(model, batches, num_levels, jit_compile=False):
     nll = batch_nll(images).numpy().astype(np.float64)
     total += nll.sum()
     count += nll.size
-  return total / max(count, 1), count
+  if not count:
+    raise TrainingError("No images to score: the split is empty. Check --split "
+                        "and --dataset.")
+  return total / count, count
 
 
 def write_samples(model_dir, num_samples=16, seed=0, known_rows=0, split=None):

@@ -1,6 +1,8 @@
-"""Sampler: determinism by seed, completion keeps known rows, valid values."""
+"""Samplers: determinism by seed, completion keeps known rows, valid values, and the
+cached sampler draws what the naive one draws."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from pixelrnn_tf import models
@@ -44,6 +46,60 @@ def test_sampler_compiles_with_xla_and_is_deterministic():
   first, again = run(tf.constant(3)).numpy(), run(tf.constant(3)).numpy()
   np.testing.assert_array_equal(first, again)
   assert set(np.unique(first)) <= {0, 1}
+
+
+def randomized_pixelcnn(image_shape, num_levels, num_layers=2):
+  """A PixelCNN whose every weight and bias is random (zero biases hide bugs)."""
+  tf.keras.utils.set_random_seed(1)
+  model = models.build(models.ModelConfig(image_shape=image_shape,
+                                          num_levels=num_levels,
+                                          num_layers=num_layers, hidden_dims=4,
+                                          output_dims=8))
+  rng = np.random.default_rng(2)
+  for v in model.weights:
+    v.assign(rng.normal(0.0, 0.5, v.shape).astype(np.float32))
+  return model
+
+
+@pytest.mark.parametrize("image_shape,num_levels,known_rows", [
+    ((6, 5, 1), 2, 0), ((6, 5, 1), 2, 3), ((4, 3, 3), 256, 0), ((4, 3, 3), 256, 2)])
+def test_cached_sampler_draws_what_the_naive_sampler_draws(image_shape, num_levels,
+                                                            known_rows):
+  model = randomized_pixelcnn(image_shape, num_levels)
+  images = np.random.default_rng(3).integers(0, num_levels, (4,) + image_shape,
+                                             dtype=np.uint8)
+  start = known_rows * image_shape[1] * image_shape[2]
+  seed = tf.constant([5, 0])
+  naive = sampling.complete_naive(model, images, start, num_levels, seed).numpy()
+  cached = sampling.complete_cached(model, images, start, num_levels, seed).numpy()
+  np.testing.assert_array_equal(cached, naive)
+  np.testing.assert_array_equal(cached[:, :known_rows], images[:, :known_rows])
+  # The images are not constant: the comparison covers varied values.
+  assert len(np.unique(naive[:, known_rows:])) > 1
+
+
+def test_cached_sampler_compiles_with_xla_and_matches_its_naive_twin():
+  model = randomized_pixelcnn((5, 4, 1), 2)
+  run = lambda fn: tf.function(
+      lambda: fn(model, tf.zeros((3, 5, 4, 1), tf.uint8), 0, 2, tf.constant([4, 0])),
+      jit_compile=True)().numpy()
+  np.testing.assert_array_equal(run(sampling.complete_cached),
+                                run(sampling.complete_naive))
+
+
+def test_complete_picks_the_cached_sampler_for_pixelcnn_only(monkeypatch):
+  calls = []
+  cached = sampling.complete_cached
+  monkeypatch.setattr(sampling, "complete_cached",
+                      lambda *args: calls.append(args[0].name) or cached(*args))
+  seed = tf.constant([0, 0])
+  sampling.sample(randomized_pixelcnn((3, 3, 1), 2), 1, (3, 3, 1), 2, seed)
+  tf.keras.utils.set_random_seed(0)
+  row_lstm = models.build(models.ModelConfig(model="row_lstm", image_shape=(3, 3, 1),
+                                             num_layers=1, hidden_dims=4,
+                                             output_dims=4))
+  sampling.sample(row_lstm, 1, (3, 3, 1), 2, seed)
+  assert calls == ["pixelcnn"]
 
 
 def test_image_grid_tiles_in_rows():

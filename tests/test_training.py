@@ -49,6 +49,18 @@ def test_tiny_model_overfits_a_few_images():
   assert first > 20 and last < 5, (first, last)
 
 
+def test_mean_nll_is_exact_over_all_batches_and_refuses_an_empty_split():
+  model = models.build(models.ModelConfig(image_shape=(4, 4, 1), num_levels=2,
+                                          **TINY))
+  images = np.random.default_rng(0).integers(0, 2, (5, 4, 4, 1), dtype=np.uint8)
+  batches = [(images[:3], images[:3]), (images[3:], images[3:])]
+  nats, count = training.mean_nll(model, batches, 2)
+  expected = -distributions.log_prob(model(images), images, 2).numpy().mean()
+  assert count == 5 and np.isclose(nats, expected, rtol=1e-6), (nats, expected)
+  with pytest.raises(training.TrainingError, match="split is empty"):
+    training.mean_nll(model, [], 2)
+
+
 def test_train_writes_config_checkpoints_logs_and_eval_json(image_folder, tmp_path):
   train_config = tiny_train_config(image_folder, eval_every_loops=1,
                                    summary_samples=2, jit_compile=True)

@@ -66,6 +66,10 @@ class MaskedConv2D(keras.layers.Conv2D):
     mask = keras.ops.cast(self._mask, kernel.dtype)  # bfloat16/float16 when mixed
     return super().convolution_op(inputs, kernel * mask)
 
+  def masked_kernel(self):
+    """The kernel as the layer applies it: `(kh, kw, C_in, filters)`, mask applied."""
+    return self.kernel * keras.ops.cast(self._mask, self.kernel.dtype)
+
   def get_config(self):
     config = super().get_config()
     for fixed in ("padding", "strides", "dilation_rate"):
