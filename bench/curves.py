@@ -59,8 +59,9 @@ def race_curves(path):
   """Returns `{contestant: [(step, hours, nll_nats)]}` from a race_tfp.py JSON file."""
   with open(path) as f:
     report = json.load(f)
-  return {r["description"]: [(p["step"], p["train_s"] / 3600.0, p["val_nll"])
-                             for p in r["curve"]] for r in report["results"]}
+  return {f"{r['contestant']}, {r['params']:,} params":
+          [(p["step"], p["train_s"] / 3600.0, p["val_nll"]) for p in r["curve"]]
+          for r in report["results"]}
 
 
 def main():
@@ -91,7 +92,7 @@ def main():
     by_step.set(xlabel="optimizer steps")
     for ax in (by_time, by_step):
       ax.grid(True, alpha=0.3)
-      ax.legend()
+    by_time.legend(fontsize="small")
     fig.tight_layout()
     fig.savefig(args.plot, dpi=100)
     print(f"\nwrote {args.plot}")

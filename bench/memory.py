@@ -42,8 +42,8 @@ def measure_one(name, size, batch_size, steps):
   import contestants  # pylint: disable=g-import-not-at-top
 
   keras.utils.set_random_seed(0)
-  images = np.random.default_rng(0).integers(0, 2, (batch_size,) + contestants.IMAGE_SHAPE,
-                                             np.uint8)
+  images = np.random.default_rng(0).integers(
+      0, 2, (batch_size,) + contestants.IMAGE_SHAPE, np.uint8)
   if name == "tfd.PixelCNN":
     contestant = contestants.TFP(num_filters=size[1])
   else:
@@ -69,7 +69,6 @@ def markdown(results):
        "growth in training steps (MiB)"],
       [[r["model"], f"{r['params']:,}", r["batch_size"], f"{r['rss_built_mib']:.0f}",
         f"{r['peak_rss_mib']:.0f}", f"{r['step_growth_mib']:.0f}"] for r in results])
-
 
 
 def main(argv=None):

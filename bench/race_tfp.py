@@ -5,15 +5,16 @@ the other in one process, on the same input pipeline (`data.train_pipeline`, bat
 64, seed 0) with Adam (`--learning_rate`, default 1e-3), without XLA. Every
 `--eval_every_s` seconds of training the clock stops and the exact validation NLL
 over `--curve_examples` images is recorded; at the end every contestant is scored on
-`--eval_examples` validation images. Prints a Markdown table and writes the JSON (curves included).
+`--eval_examples` validation images. Prints a Markdown table and writes the JSON
+(curves included).
 
 Contestants:
   --model       a family of this package (default pixelcnn), `--layers` x `--hidden`
                 (output layers 2*hidden)
   tfd.PixelCNN  TF Probability's PixelCNN++ (num_resnet=1, num_hierarchies=2,
                 num_filters=`--tfp_filters`, 1 logistic, pixel values 0/1); 32 filters
-                (623k parameters) is BASELINES.md's setup, 16 about matches
-                `pixelcnn 12 x h=32` (169k)
+                (624,582 parameters) is BASELINES.md's setup; 12 (88,782) matches
+                `pixelcnn 6 x h=32` (88,065)
 
   python bench/race_tfp.py --data_dir=../shared/data/tfds           # 30 min each
   python bench/race_tfp.py --quick                                   # smoke run
@@ -140,7 +141,8 @@ def main(argv=None):
   wall_s = time.perf_counter() - start
   report = {"benchmark": "race_tfp", "quick": args.quick, "batch_size": 64,
             "contestants": args.contestants,
-            "optimizer": f"Adam {args.learning_rate:g}", "xla": False, "minutes": args.minutes,
+            "optimizer": f"Adam {args.learning_rate:g}", "xla": False,
+            "minutes": args.minutes,
             "eval_examples": args.eval_examples, "wall_s": wall_s,
             "results": results}
   write_report(args.out, report, markdown(results, args.eval_examples))

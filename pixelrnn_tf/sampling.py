@@ -39,9 +39,18 @@ def complete(model, images, start, num_levels, seed):
   Returns:
     uint8 `(B, H, W, C)`.
   """
-  if isinstance(model, keras.Model) and model.name in CACHED_FAMILIES:
+  if prefers_xla(model):  # the families with a cached sampler
     return complete_cached(model, images, start, num_levels, seed)
   return complete_naive(model, images, start, num_levels, seed)
+
+
+def prefers_xla(model):
+  """Whether `model`'s sampler should compile with XLA whatever `--jit_compile` says.
+
+  The cached sampler's loop body is many small ops, which XLA fuses: 10x faster on
+  the 2-core CPU (bench/sampling.py); the naive one is slower with XLA there.
+  """
+  return isinstance(model, keras.Model) and model.name in CACHED_FAMILIES
 
 
 def complete_naive(model, images, start, num_levels, seed):

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from pixelrnn_tf import distribute
 from pixelrnn_tf import models
 from pixelrnn_tf import sampling
 
@@ -85,6 +86,16 @@ def test_cached_sampler_compiles_with_xla_and_matches_its_naive_twin():
       jit_compile=True)().numpy()
   np.testing.assert_array_equal(run(sampling.complete_cached),
                                 run(sampling.complete_naive))
+
+
+def test_cached_sampler_runs_in_float32_for_a_mixed_precision_model():
+  with distribute.dtype_policy("mixed_bfloat16"):
+    model = randomized_pixelcnn((5, 4, 1), 2)
+  draw = lambda: sampling.complete_cached(model, tf.zeros((3, 5, 4, 1), tf.uint8), 0,
+                                          2, tf.constant([6, 0])).numpy()
+  first = draw()
+  np.testing.assert_array_equal(first, draw())
+  assert set(np.unique(first)) == {0, 1}
 
 
 def test_complete_picks_the_cached_sampler_for_pixelcnn_only(monkeypatch):
