@@ -39,9 +39,14 @@ def complete(model, images, start, num_levels, seed):
   Returns:
     uint8 `(B, H, W, C)`.
   """
-  if prefers_xla(model):  # the families with a cached sampler
+  if has_cached_sampler(model):
     return complete_cached(model, images, start, num_levels, seed)
   return complete_naive(model, images, start, num_levels, seed)
+
+
+def has_cached_sampler(model):
+  """Whether `complete` samples `model` with the cached sampler."""
+  return isinstance(model, keras.Model) and model.name in CACHED_FAMILIES
 
 
 def prefers_xla(model):
@@ -50,7 +55,7 @@ def prefers_xla(model):
   The cached sampler's loop body is many small ops, which XLA fuses: 10x faster on
   the 2-core CPU (bench/sampling.py); the naive one is slower with XLA there.
   """
-  return isinstance(model, keras.Model) and model.name in CACHED_FAMILIES
+  return has_cached_sampler(model)
 
 
 def complete_naive(model, images, start, num_levels, seed):
