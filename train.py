@@ -43,14 +43,16 @@ flags.DEFINE_integer("steps_per_loop", 500, "Steps between checkpoints/summaries
 flags.DEFINE_integer("eval_every_loops", 1, "Validate every N loops (0: never).")
 flags.DEFINE_integer("eval_examples", 10_000, "Images used for periodic validation.")
 flags.DEFINE_bool("jit_compile", False, "Compile the train and eval steps and the "
-                  "naive samplers with XLA (slower on CPU; the cached PixelCNN "
-                  "sampler always compiles).")
+                  "naive sampler with XLA (slower on CPU; the cached samplers "
+                  "always compile).")
 flags.DEFINE_bool("mixed_precision", False, "Compute in float16 (GPU, loss scaling) "
                   "or bfloat16 (TPU/CPU); weights, logits and loss stay float32.")
 flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker", "tpu"],
                   "tf.distribute strategy for training (multi_worker reads TF_CONFIG).")
 flags.DEFINE_string("tpu", None, "--strategy=tpu: TPU address or name ('local' on "
                     "a TPU VM; default: $TPU_NAME).")
+flags.DEFINE_integer("summary_samples", 16, "Images sampled into TensorBoard at the "
+                     "end of training (0: none).")
 flags.DEFINE_integer("seed", 0, "Random seed.")
 flags.DEFINE_string("split", None, "Split for --mode=eval/complete (default: the "
                     "dataset's held-out split).")
@@ -61,7 +63,7 @@ FLAGS = flags.FLAGS
 MODEL_FLAGS = ("model", "num_layers", "hidden_dims", "output_dims")
 TRAIN_FLAGS = ("dataset", "data_dir", "image_size", "batch_size", "learning_rate",
                "steps_per_loop", "eval_every_loops", "eval_examples", "jit_compile",
-               "mixed_precision", "seed")
+               "mixed_precision", "summary_samples", "seed")
 
 
 def _configs():

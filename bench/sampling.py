@@ -1,20 +1,24 @@
 """Sampling speed: this package's naive and cached samplers (with and without XLA)
 vs TFP's.
 
-Draws `--num_samples` binary 28x28x1 images from untrained models (speed only; the
-weights do not change the work) and reports images/s:
+Draws binary 28x28x1 images from untrained models (speed only; the weights do not
+change the work) and reports images/s:
 
-  pixelcnn naive        `sampling.complete_naive`: one full forward pass per
+  <family> naive        `sampling.complete_naive`: one full forward pass per
                         sub-pixel, in a tf.while_loop
-  pixelcnn cached       `sampling.complete_cached` (what `sampling.sample` uses for
-                        PixelCNN): one pixel through the network per sub-pixel
+  <family> cached       `sampling.complete_cached` (what `sampling.sample` uses for
+                        every family but gated_pixelcnn): one pixel through the
+                        network per sub-pixel
   tfd.PixelCNN naive    `tfd.PixelCNN.sample` (also one pass per pixel, an eager
                         Python loop: one call), BASELINES's configuration,
                         `--tfp_samples` images (it is slow)
 
-Ours run with `jit_compile` off and on; the first call (tracing, compiling) is timed
-apart from a second one. The cached and naive samplers draw the same images for the
-same seed (tests/test_sampling.py), so the ratio is pure speed.
+PixelCNN (default size, 12 x h=16) runs both samplers with `jit_compile` off and on,
+`--num_samples` images, the first call (tracing, compiling) timed apart from a
+second one. The recurrent families (the paper's 7 x h=16) run each sampler as the
+package runs it (naive without XLA, `--naive_samples` images, one call; cached with
+XLA, `--num_samples` images, two calls). The cached and naive samplers draw the same
+images for the same seed (tests/test_sampling.py), so the ratio is pure speed.
 
   python bench/sampling.py            # full run
   python bench/sampling.py --quick    # smoke run: tiny models, 2 images of 8x8
@@ -54,15 +58,17 @@ def time_calls(fn, num_images, calls=2):
 SAMPLERS = {"naive": sampling.complete_naive, "cached": sampling.complete_cached}
 
 
-def ours(num_layers, hidden_dims, num_samples, image_shape, sampler, jit_compile):
-  config = models.ModelConfig(image_shape=image_shape, num_layers=num_layers,
-                              hidden_dims=hidden_dims, output_dims=2 * hidden_dims)
+def ours(family, num_layers, hidden_dims, num_samples, image_shape, sampler,
+         jit_compile, calls=2):
+  config = models.ModelConfig(model=family, image_shape=image_shape,
+                              num_layers=num_layers, hidden_dims=hidden_dims,
+                              output_dims=2 * hidden_dims)
   model = models.build(config)
   blank = tf.zeros((num_samples,) + tuple(image_shape), tf.uint8)
   draw = tf.function(lambda: SAMPLERS[sampler](model, blank, 0, 2, tf.constant([0, 0])),
                      jit_compile=jit_compile)
-  result = time_calls(lambda: draw().numpy(), num_samples)
-  result.update(sampler=f"pixelcnn {num_layers} x h={hidden_dims} {sampler}, XLA "
+  result = time_calls(lambda: draw().numpy(), num_samples, calls)
+  result.update(sampler=f"{family} {num_layers} x h={hidden_dims} {sampler}, XLA "
                         f"{'on' if jit_compile else 'off'}",
                 params=int(model.count_params()))
   return result
@@ -90,22 +96,31 @@ def main(argv=None):
   parser.add_argument("--quick", action="store_true",
                       help="Smoke run: tiny models, 2 images each.")
   parser.add_argument("--num_samples", type=int, default=16)
+  parser.add_argument("--naive_samples", type=int, default=4,
+                      help="Images for the recurrent families' naive sampler.")
   parser.add_argument("--tfp_samples", type=int, default=4)
   parser.add_argument("--out", default=os.path.join("bench", "results",
                                                     "sampling.json"))
   args = parser.parse_args(argv)
-  layers, hidden, filters = (1, 4, 4) if args.quick else (12, 16, 32)
-  num_samples = 2 if args.quick else args.num_samples
+  if args.quick:
+    args.num_samples = args.naive_samples = args.tfp_samples = 2
   image_shape = (8, 8, 1) if args.quick else contestants.IMAGE_SHAPE
+  # (family, layers, h, sampler, XLA, images, calls)
+  pixelcnn = (1, 4) if args.quick else (12, 16)
+  recurrent = (1, 4) if args.quick else (7, 16)
+  runs = [("pixelcnn", *pixelcnn, sampler, xla, args.num_samples, 2)
+          for sampler in SAMPLERS for xla in (False, True)]
+  for family in ("row_lstm", "diagonal_bilstm"):
+    runs += [(family, *recurrent, "naive", False, args.naive_samples, 1),
+             (family, *recurrent, "cached", True, args.num_samples, 2)]
   start = time.perf_counter()
   results = []
-  for sampler in SAMPLERS:
-    for jit_compile in (False, True):
-      keras.utils.set_random_seed(0)
-      results.append(ours(layers, hidden, num_samples, image_shape, sampler,
-                          jit_compile))
-      print(results[-1], flush=True)
-  results.append(tfp_pixelcnn(filters, 2 if args.quick else args.tfp_samples,
+  for family, layers, hidden, sampler, xla, num_samples, calls in runs:
+    keras.utils.set_random_seed(0)
+    results.append(ours(family, layers, hidden, num_samples, image_shape, sampler,
+                        xla, calls))
+    print(results[-1], flush=True)
+  results.append(tfp_pixelcnn(4 if args.quick else 32, args.tfp_samples,
                               image_shape))
   print(results[-1], flush=True)
   wall_s = time.perf_counter() - start

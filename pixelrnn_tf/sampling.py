@@ -6,8 +6,9 @@ logits):
   naive   (`complete_naive`) re-runs the whole network for each of the `H*W*C`
           sub-pixels: `O(H*W)` positions of work per sub-pixel. Any `images ->
           logits` model; the reference the cached one is tested against.
-  cached  (`complete_cached`, the `pixelcnn` family) keeps the input map of every
-          spatial convolution and computes only the current pixel through the
+  cached  (`complete_cached`, every family but `gated_pixelcnn`) keeps every
+          map that a step reads at other pixels (inputs of spatial convolutions,
+          recurrent states) and computes only the current pixel through the
           network: `O(1)` positions per layer and sub-pixel.
 
 `complete` and `sample` take the cached one where the family has it. Both loops are a
@@ -19,10 +20,10 @@ import keras
 import tensorflow as tf
 
 from pixelrnn_tf import distributions
+from pixelrnn_tf.layers import DiagonalBiLSTM
 from pixelrnn_tf.layers import MaskedConv2D
-
-CACHED_FAMILIES = ("pixelcnn",)
-
+from pixelrnn_tf.layers import RowLSTM
+from pixelrnn_tf.layers import recurrent
 
 def complete(model, images, start, num_levels, seed):
   """Re-samples every sub-pixel at flat position >= `start` given those before it.
@@ -68,48 +69,207 @@ def complete_naive(model, images, start, num_levels, seed):
 
 
 def complete_cached(model, images, start, num_levels, seed):
-  """`complete` for a `models.pixelcnn` network, computing one pixel per step.
+  """`complete` computing one pixel per step, for a family in `CACHED_FAMILIES`.
 
-  Every convolution wider than 1x1 keeps its whole input map, zero-padded as 'same'
-  padding would (above and at both sides; masks never read below), filled by one
-  forward pass over `images` first. Each step runs the pixel through the blocks
-  (writing each 3x3 input at the pixel) to its logits; each draw writes the pixel's
-  new value into the first layer's map. Masks never read later pixels, so the maps
-  behind them need no update. Runs in float32 whatever the dtype policy.
+  A first forward pass over `images` fills caches of every map that a step reads at
+  other pixels (the inputs of the spatial convolutions, the recurrent layers'
+  inputs and states); each step then runs only the current pixel through the
+  network to its logits, writing what it computes into the caches, and each draw
+  writes the pixel's new value into the first layer's cache. A step reads only
+  earlier pixels and its own, so nothing else needs updating. The Diagonal BiLSTM's
+  right-to-left states of a row, which the next row reads, are computed once the
+  row is drawn. Runs in float32 whatever the dtype policy.
   """
+  if not has_cached_sampler(model):
+    raise ValueError(
+        f"No cached sampler for model {model.name!r}. Expected one of "
+        f"{sorted(CACHED_FAMILIES)}; use `complete_naive`.")
   images = tf.convert_to_tensor(images, tf.uint8)
-  weights = {layer.name: _pixel_weights(layer) for layer in model.layers
-             if isinstance(layer, MaskedConv2D)}
-  spatial = [name for name, w in weights.items() if w["window"] != (1, 1)]
-  inputs = keras.Model(model.input, [model.get_layer(n).input for n in spatial])
-  maps = inputs(images, training=False)
-  caches = {name: _pad_for_window(tf.cast(x, tf.float32), weights[name]["window"])
-            for name, x in zip(spatial, tf.nest.flatten(maps))}
-  num_blocks = sum(name.endswith("_residual") for name in
-                   (layer.name for layer in model.layers))
+  _, _, width, channels = images.shape
+  convs = {layer.name: _pixel_weights(layer.masked_kernel(), layer.bias,
+                                      layer.activation)
+           for layer in model.layers if isinstance(layer, MaskedConv2D)}
+  pixel_step, row_end, caches = CACHED_FAMILIES[model.name](model, images, convs)
   scale = model.get_layer("scale")
-  channels = images.shape[-1]
 
   def logits_at(canvas, i, j, caches):
-    caches = dict(caches)
-    x = _conv_at(weights["input_conv"], caches["input_conv"], i, j)
-    for b in range(num_blocks):
-      name = f"block{b}_conv"
-      y = _conv_at(weights[f"block{b}_in"], tf.nn.relu(x))
-      caches[name] = _write_pixel(caches[name], i, j, y, weights[name]["window"])
-      y = _conv_at(weights[name], caches[name], i, j)
-      x = x + _conv_at(weights[f"block{b}_out"], y)
-    x = _conv_at(weights["output_conv_1"], tf.nn.relu(x))
-    logits = _conv_at(weights["output_conv_2"], x)  # (B, C*K)
+    x, caches = pixel_step(i, j, dict(caches))  # (B, 2h)
+    x = _conv_at(convs["output_conv_1"], tf.nn.relu(x))
+    logits = _conv_at(convs["output_conv_2"], x)  # (B, C*K)
     return tf.reshape(logits, [tf.shape(logits)[0], channels, -1]), caches
 
-  def on_drawn(canvas, i, j, caches):
+  def on_drawn(canvas, i, j, c, caches):
     pixel = tf.cast(scale(canvas[:, i, j]), tf.float32)  # (B, C)
-    return dict(caches, input_conv=_write_pixel(
-        caches["input_conv"], i, j, pixel, weights["input_conv"]["window"]))
+    caches = dict(caches, input_conv=_write_pixel(
+        caches["input_conv"], i, j, pixel, convs["input_conv"]["window"]))
+    if row_end is None:
+      return caches
+    row_done = tf.logical_and(tf.equal(j, width - 1), tf.equal(c, channels - 1))
+    return tf.cond(row_done, lambda: row_end(i, dict(caches)), lambda: caches)
 
   return _ancestral_loop(images, start, num_levels, seed, logits_at, caches,
                          on_drawn)
+
+
+def _first_layer_at(convs, caches, i, j):
+  """The 7x7 mask-A conv's output `(B, 2h)` at pixel (i, j) of its input cache."""
+  return _conv_at(convs["input_conv"], caches["input_conv"], i, j)
+
+
+def _pixelcnn_caches(model, images, convs):
+  """`models.pixelcnn`: caches the input maps of the 7x7 and 3x3 convolutions.
+
+  Returns `(pixel_step, None, caches)`: `pixel_step(i, j, caches)` computes pixel
+  (i, j) through the residual blocks to the output layers' input `(B, 2h)`.
+  """
+  spatial = [name for name, w in convs.items() if w["window"] != (1, 1)]
+  maps = _layer_inputs(model, images, spatial)
+  caches = {name: _pad_for_window(x, convs[name]["window"])
+            for name, x in zip(spatial, maps)}
+  num_blocks = sum(name.startswith("block") and name.endswith("_conv")
+                   for name in convs)
+
+  def pixel_step(i, j, caches):
+    x = _first_layer_at(convs, caches, i, j)
+    for b in range(num_blocks):
+      name = f"block{b}_conv"
+      y = _conv_at(convs[f"block{b}_in"], tf.nn.relu(x))
+      caches[name] = _write_pixel(caches[name], i, j, y, convs[name]["window"])
+      y = _conv_at(convs[name], caches[name], i, j)
+      x = x + _conv_at(convs[f"block{b}_out"], y)
+    return x, caches
+
+  return pixel_step, None, caches
+
+
+def _row_lstm_caches(model, images, convs):
+  """`models.row_lstm`: caches the 7x7 conv's input and, per Row LSTM layer, its
+  input (read at the pixel and its left neighbour), hidden states (the previous
+  row's, at columns j-1..j+1) and cell states (the previous row's, at column j).
+
+  Returns `(pixel_step, None, caches)`: `pixel_step(i, j, caches)` computes pixel
+  (i, j) through the recurrent blocks to the sum of the skips `(B, 2h)`.
+  """
+  lstms = [layer for layer in model.layers if isinstance(layer, RowLSTM)]
+  maps = _layer_inputs(model, images, ["input_conv"] + [l.name for l in lstms])
+  caches = {"input_conv": _pad_for_window(maps[0], convs["input_conv"]["window"])}
+  steps = []
+  for layer, x in zip(lstms, maps[1:]):
+    h, c = layer.hidden_and_cell(x)
+    caches[layer.name + "/x"] = _pad_for_window(x, _ROW_WINDOW)
+    caches[layer.name + "/h"] = _pad_for_window(tf.cast(h, tf.float32), _ABOVE_3)
+    caches[layer.name + "/c"] = _pad_for_window(tf.cast(c, tf.float32), _ABOVE_1)
+    steps.append((layer.name, _pixel_weights(layer.masked_input_kernel(),
+                                             layer.bias),
+                  tf.reshape(tf.cast(layer.recurrent_kernel, tf.float32),
+                             (-1, recurrent.NUM_GATES * layer.units))))
+
+  def pixel_step(i, j, caches):
+    x = _first_layer_at(convs, caches, i, j)
+    skips = 0.0
+    for b, (name, input_weights, recurrent_matrix) in enumerate(steps):
+      caches[name + "/x"] = _write_pixel(caches[name + "/x"], i, j, x, _ROW_WINDOW)
+      above = tf.slice(caches[name + "/h"], [0, i, j, 0], [-1, 1, 3, -1])
+      above = tf.reshape(above, [tf.shape(x)[0], -1])  # (B, 3h): row i-1, j-1..j+1
+      c_above = _read_pixel(caches[name + "/c"], i, j)  # (i - 1, j)
+      pre = (_conv_at(input_weights, caches[name + "/x"], i, j) +
+             tf.matmul(above, recurrent_matrix))  # (B, 4h)
+      h, c = recurrent.lstm_update(pre, c_above)
+      caches[name + "/h"] = _write_pixel(caches[name + "/h"], i, j, h, _ABOVE_3)
+      caches[name + "/c"] = _write_pixel(caches[name + "/c"], i, j, c, _ABOVE_1)
+      x = x + _conv_at(convs[f"layer{b}_out"], h)
+      skips += _conv_at(convs[f"layer{b}_skip"], x)
+    return skips, caches
+
+  return pixel_step, None, caches
+
+
+def _diagonal_bilstm_caches(model, images, convs):
+  """`models.diagonal_bilstm`: caches the 7x7 conv's input and, per layer, its
+  input, the left-to-right hidden and cell states (read one row up and one column
+  left) and the right-to-left hidden states (read one row up).
+
+  In the image's own coordinates the left-to-right cell (i, j) follows (i, j - 1)
+  and (i - 1, j); the right-to-left cell (i, j) follows (i, j + 1) and (i - 1, j),
+  and reaches the layer output one row down. So a pixel step computes the
+  left-to-right cell of every layer, and `row_end(i, caches)`, once row `i` is
+  drawn, computes the model's zero column right of the image (see
+  `models.diagonal_bilstm`) and then each layer's right-to-left states of row `i`
+  as one scan along the row.
+
+  Returns `(pixel_step, row_end, caches)`: `pixel_step(i, j, caches)` computes
+  pixel (i, j) through the recurrent blocks to the sum of the skips `(B, 2h)`.
+  """
+  lstms = [layer for layer in model.layers if isinstance(layer, DiagonalBiLSTM)]
+  maps = _layer_inputs(model, images, ["input_conv"] + [l.name for l in lstms])
+  padded_width = maps[0].shape[2]  # W + 1
+  caches = {"input_conv": _pad_for_window(maps[0], convs["input_conv"]["window"])}
+  layers = []
+  for layer, x in zip(lstms, maps[1:]):
+    h, c = (tf.cast(s, tf.float32) for s in layer.directional_states(x))
+    caches[layer.name + "/x"] = x  # (B, H, W + 1, 2h)
+    caches[layer.name + "/h"] = _pad_for_window(h[0], _ABOVE_3)
+    caches[layer.name + "/c"] = _pad_for_window(c[0], _ABOVE_3)
+    caches[layer.name + "/h_rtl"] = _pad_for_window(h[1], _ABOVE_1)
+    layers.append((layer.name, layer.units,
+                   tf.cast(layer.masked_input_kernel(), tf.float32),  # (2, C_in, 4h)
+                   tf.cast(layer.bias, tf.float32),  # (2, 4h)
+                   tf.cast(layer.recurrent_kernel, tf.float32)))  # (2, 2h, 4h)
+
+  def pixel_step(i, j, caches):
+    x = _first_layer_at(convs, caches, i, j)
+    skips = 0.0
+    for b, (name, _, input_kernel, bias, recurrent_kernel) in enumerate(layers):
+      caches[name + "/x"] = _write_pixel(caches[name + "/x"], i, j, x, (1, 1))
+      above = _read_pixel(caches[name + "/h"], i, j + 1)  # (i - 1, j)
+      left = _read_pixel(caches[name + "/h"], i + 1, j)  # (i, j - 1)
+      c_left = _read_pixel(caches[name + "/c"], i + 1, j)
+      pre = (tf.matmul(x, input_kernel[0]) + bias[0] +
+             tf.matmul(tf.concat([above, left], -1), recurrent_kernel[0]))
+      h, c = recurrent.lstm_update(pre, c_left)  # (B, h) each
+      caches[name + "/h"] = _write_pixel(caches[name + "/h"], i, j, h, _ABOVE_3)
+      caches[name + "/c"] = _write_pixel(caches[name + "/c"], i, j, c, _ABOVE_3)
+      right_to_left_above = _read_pixel(caches[name + "/h_rtl"], i, j)  # (i - 1, j)
+      x = x + _conv_at(convs[f"layer{b}_out"], h + right_to_left_above)
+      skips += _conv_at(convs[f"layer{b}_skip"], x)
+    return skips, caches
+
+  def row_end(i, caches):
+    _, caches = pixel_step(i, padded_width - 1, caches)
+    for name, units, input_kernel, bias, recurrent_kernel in layers:
+      row = tf.gather(caches[name + "/x"], i, axis=1)  # (B, W + 1, 2h)
+      above = tf.gather(caches[name + "/h_rtl"], i, axis=1)  # row i - 1: (B, W+1, h)
+      pre = (tf.einsum("bwc,cn->wbn", row, input_kernel[1]) + bias[1] +
+             tf.einsum("bwc,cn->wbn", above, recurrent_kernel[1, :units]))
+      along_row = recurrent_kernel[1, units:]  # (h, 4h): reads the cell at j + 1
+
+      def step(state, pre_j, along_row=along_row):
+        h_right, c_right = state
+        return recurrent.lstm_update(pre_j + tf.matmul(h_right, along_row), c_right)
+
+      zeros = tf.zeros_like(pre[0, :, :units])  # (B, h)
+      h_row, _ = tf.scan(step, pre, initializer=(zeros, zeros), reverse=True)
+      caches[name + "/h_rtl"] = _write_row(caches[name + "/h_rtl"], i + 1,
+                                           tf.transpose(h_row, (1, 0, 2)))
+    return caches
+
+  return pixel_step, row_end, caches
+
+
+# Cache windows (see `_pad_for_window`): a Row LSTM layer's input is read on the
+# pixel's row at columns j-1..j+1; hidden states one row up at j-1..j+1 (and, for
+# the Diagonal BiLSTM, one column left); cell states one row up at j.
+_ROW_WINDOW, _ABOVE_3, _ABOVE_1 = (1, 3), (2, 3), (2, 1)
+
+CACHED_FAMILIES = {"pixelcnn": _pixelcnn_caches, "row_lstm": _row_lstm_caches,
+                   "diagonal_bilstm": _diagonal_bilstm_caches}
+
+
+def _layer_inputs(model, images, names):
+  """The float32 input maps `(B, H, W, C)` of the named layers of `model`."""
+  inputs = keras.Model(model.input, [model.get_layer(n).input for n in names])
+  maps = tf.nest.flatten(inputs(images, training=False))
+  return [tf.cast(x, tf.float32) for x in maps]
 
 
 def _ancestral_loop(images, start, num_levels, seed, logits_at, state,
@@ -117,8 +277,8 @@ def _ancestral_loop(images, start, num_levels, seed, logits_at, state,
   """Draws sub-pixels `start..H*W*C-1` in order into `images`.
 
   `logits_at(canvas, i, j, state) -> (logits (B, C, K) at pixel (i, j), state)`
-  supplies each conditional; `on_drawn(canvas, i, j, state) -> state`, if given,
-  sees the canvas after each draw at pixel (i, j).
+  supplies each conditional; `on_drawn(canvas, i, j, c, state) -> state`, if
+  given, sees the canvas after each draw of sub-pixel (i, j, c).
   """
   images = tf.convert_to_tensor(images, tf.uint8)
   height, width, channels = images.shape[1:]
@@ -138,7 +298,7 @@ def _ancestral_loop(images, start, num_levels, seed, logits_at, state,
                       tf.fill([batch], c)], axis=1)  # (B, 4)
     canvas = tf.tensor_scatter_nd_update(canvas, index, tf.cast(values, tf.uint8))
     if on_drawn is not None:
-      state = on_drawn(canvas, i, j, state)
+      state = on_drawn(canvas, i, j, c, state)
     return p + 1, canvas, state
 
   _, images, _ = tf.while_loop(lambda p, *_: p < total, step,
@@ -146,14 +306,14 @@ def _ancestral_loop(images, start, num_levels, seed, logits_at, state,
   return images
 
 
-def _pixel_weights(layer):
-  """A MaskedConv2D as one matmul at a pixel: the kernel rows above and at the
-  pixel (`window` = (kh//2 + 1, kw)) flattened to `(rows*kw*C_in, filters)`."""
-  kernel = tf.cast(layer.masked_kernel(), tf.float32)
+def _pixel_weights(kernel, bias, activation=None):
+  """A causal convolution as one matmul at a pixel: the kernel rows above and at
+  the pixel (`window` = (kh//2 + 1, kw)) flattened to `(rows*kw*C_in, filters)`."""
+  kernel = tf.cast(kernel, tf.float32)
   kh, kw, c_in, filters = kernel.shape
   rows = kh // 2 + 1
   return {"matrix": tf.reshape(kernel[:rows], (rows * kw * c_in, filters)),
-          "bias": tf.cast(layer.bias, tf.float32), "activation": layer.activation,
+          "bias": tf.cast(bias, tf.float32), "activation": activation or tf.identity,
           "window": (rows, kw)}
 
 
@@ -169,6 +329,18 @@ def _write_pixel(cache, i, j, values, window):
   batch = tf.shape(values)[0]
   index = tf.stack([tf.range(batch), tf.fill([batch], i + rows - 1),
                     tf.fill([batch], j + kw // 2)], axis=1)
+  return tf.tensor_scatter_nd_update(cache, index, values)
+
+
+def _read_pixel(cache, row, column):
+  """`cache[:, row, column]`, `(B, C)`, at padded coordinates."""
+  return tf.slice(cache, [0, row, column, 0], [-1, 1, 1, -1])[:, 0, 0]
+
+
+def _write_row(cache, row, values):
+  """`cache` with `values` `(B, W, C)` as its padded row `row`."""
+  batch = tf.shape(values)[0]
+  index = tf.stack([tf.range(batch), tf.fill([batch], row)], axis=1)
   return tf.tensor_scatter_nd_update(cache, index, values)
 
 

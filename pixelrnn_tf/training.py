@@ -51,10 +51,11 @@ class TrainConfig:
     eval_examples: images of the evaluation split used for periodic validation.
     jit_compile: compile the train and evaluation steps and the naive samplers with
       XLA (off by default: on CPU they run faster without it, bench/step_time.py and
-      bench/sampling.py). The cached PixelCNN sampler always compiles (10x faster).
+      bench/sampling.py). The cached samplers always compile (10x faster).
     mixed_precision: compute in float16 (GPU, with loss scaling) or bfloat16
       (TPU/CPU) with float32 weights; the logits, head and loss stay float32.
-    summary_samples: images sampled into TensorBoard at the end of training.
+    summary_samples: images sampled into TensorBoard at the end of training (0:
+      none).
     seed: seeds weights, shuffling and samples.
   """
   dataset: str = "binarized_mnist"
@@ -76,6 +77,9 @@ class TrainConfig:
       if getattr(self, name) < 1:
         raise ValueError(f"Invalid `{name}`. Expected >= 1. "
                          f"Received: {name}={getattr(self, name)}")
+    if self.summary_samples < 0:
+      raise ValueError("Invalid `summary_samples`. Expected >= 0. "
+                       f"Received: summary_samples={self.summary_samples}")
     if not self.learning_rate > 0:
       raise ValueError("Invalid `learning_rate`. Expected > 0. "
                        f"Received: learning_rate={self.learning_rate}")

@@ -49,10 +49,10 @@ def test_sampler_compiles_with_xla_and_is_deterministic():
   assert set(np.unique(first)) <= {0, 1}
 
 
-def randomized_pixelcnn(image_shape, num_levels, num_layers=2):
-  """A PixelCNN whose every weight and bias is random (zero biases hide bugs)."""
+def randomized_model(image_shape, num_levels, family="pixelcnn", num_layers=2):
+  """A model whose every weight and bias is random (zero biases hide bugs)."""
   tf.keras.utils.set_random_seed(1)
-  model = models.build(models.ModelConfig(image_shape=image_shape,
+  model = models.build(models.ModelConfig(model=family, image_shape=image_shape,
                                           num_levels=num_levels,
                                           num_layers=num_layers, hidden_dims=4,
                                           output_dims=8))
@@ -62,11 +62,12 @@ def randomized_pixelcnn(image_shape, num_levels, num_layers=2):
   return model
 
 
+@pytest.mark.parametrize("family", sorted(sampling.CACHED_FAMILIES))
 @pytest.mark.parametrize("image_shape,num_levels,known_rows", [
     ((6, 5, 1), 2, 0), ((6, 5, 1), 2, 3), ((4, 3, 3), 256, 0), ((4, 3, 3), 256, 2)])
 def test_cached_sampler_draws_what_the_naive_sampler_draws(image_shape, num_levels,
-                                                            known_rows):
-  model = randomized_pixelcnn(image_shape, num_levels)
+                                                            known_rows, family):
+  model = randomized_model(image_shape, num_levels, family)
   images = np.random.default_rng(3).integers(0, num_levels, (4,) + image_shape,
                                              dtype=np.uint8)
   start = known_rows * image_shape[1] * image_shape[2]
@@ -79,8 +80,24 @@ def test_cached_sampler_draws_what_the_naive_sampler_draws(image_shape, num_leve
   assert len(np.unique(naive[:, known_rows:])) > 1
 
 
-def test_cached_sampler_compiles_with_xla_and_matches_its_naive_twin():
-  model = randomized_pixelcnn((5, 4, 1), 2)
+@pytest.mark.parametrize("family", ["row_lstm", "diagonal_bilstm"])
+def test_cached_sampler_starts_mid_row(family):
+  # Completion from the middle of a row reads the recurrent layers' cached states
+  # of the known pixels left of the start, on its own row and the row above.
+  model = randomized_model((5, 4, 3), 256, family)
+  images = np.random.default_rng(4).integers(0, 256, (3, 5, 4, 3), dtype=np.uint8)
+  start = (2 * 4 + 2) * 3 + 1  # row 2, column 2, channel G
+  seed = tf.constant([8, 0])
+  naive = sampling.complete_naive(model, images, start, 256, seed).numpy()
+  cached = sampling.complete_cached(model, images, start, 256, seed).numpy()
+  np.testing.assert_array_equal(cached, naive)
+  np.testing.assert_array_equal(cached.reshape(3, -1)[:, :start],
+                                images.reshape(3, -1)[:, :start])
+
+
+@pytest.mark.parametrize("family", sorted(sampling.CACHED_FAMILIES))
+def test_cached_sampler_compiles_with_xla_and_matches_its_naive_twin(family):
+  model = randomized_model((5, 4, 1), 2, family)
   run = lambda fn: tf.function(
       lambda: fn(model, tf.zeros((3, 5, 4, 1), tf.uint8), 0, 2, tf.constant([4, 0])),
       jit_compile=True)().numpy()
@@ -88,9 +105,10 @@ def test_cached_sampler_compiles_with_xla_and_matches_its_naive_twin():
                                 run(sampling.complete_naive))
 
 
-def test_cached_sampler_runs_in_float32_for_a_mixed_precision_model():
+@pytest.mark.parametrize("family", sorted(sampling.CACHED_FAMILIES))
+def test_cached_sampler_runs_in_float32_for_a_mixed_precision_model(family):
   with distribute.dtype_policy("mixed_bfloat16"):
-    model = randomized_pixelcnn((5, 4, 1), 2)
+    model = randomized_model((5, 4, 1), 2, family)
   draw = lambda: sampling.complete_cached(model, tf.zeros((3, 5, 4, 1), tf.uint8), 0,
                                           2, tf.constant([6, 0])).numpy()
   first = draw()
@@ -98,19 +116,24 @@ def test_cached_sampler_runs_in_float32_for_a_mixed_precision_model():
   assert set(np.unique(first)) == {0, 1}
 
 
-def test_complete_picks_the_cached_sampler_for_pixelcnn_only(monkeypatch):
+def test_complete_picks_the_cached_sampler_for_its_families_only(monkeypatch):
   calls = []
   cached = sampling.complete_cached
   monkeypatch.setattr(sampling, "complete_cached",
                       lambda *args: calls.append(args[0].name) or cached(*args))
   seed = tf.constant([0, 0])
-  sampling.sample(randomized_pixelcnn((3, 3, 1), 2), 1, (3, 3, 1), 2, seed)
-  tf.keras.utils.set_random_seed(0)
-  row_lstm = models.build(models.ModelConfig(model="row_lstm", image_shape=(3, 3, 1),
-                                             num_layers=1, hidden_dims=4,
-                                             output_dims=4))
-  sampling.sample(row_lstm, 1, (3, 3, 1), 2, seed)
-  assert calls == ["pixelcnn"]
+  for family in sorted(models.MODELS):
+    model = randomized_model((3, 3, 1), 2, family, num_layers=1)
+    sampling.sample(model, 1, (3, 3, 1), 2, seed)
+  assert calls == sorted(sampling.CACHED_FAMILIES)
+  assert set(models.MODELS) - set(calls) == {"gated_pixelcnn"}
+
+
+def test_cached_sampler_refuses_other_families():
+  model = randomized_model((3, 3, 1), 2, "gated_pixelcnn", num_layers=1)
+  with pytest.raises(ValueError, match="No cached sampler for model 'gated_pixelcnn'"):
+    sampling.complete_cached(model, tf.zeros((1, 3, 3, 1), tf.uint8), 0, 2,
+                             tf.constant([0, 0]))
 
 
 def test_image_grid_tiles_in_rows():

@@ -147,7 +147,7 @@ def test_kill_9_mid_run_then_same_command_resumes(image_folder, tmp_path):
   args = [f"--dataset=folder:{image_folder}", "--image_size=8", "--batch_size=8",
           f"--model_dir={model_dir}", "--train_steps=400", "--steps_per_loop=20",
           "--eval_every_loops=0", "--num_layers=1", "--hidden_dims=4",
-          "--output_dims=8"]
+          "--output_dims=8", "--summary_samples=0"]
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
   proc = subprocess.Popen([sys.executable, os.path.join(REPO, "train.py")] + args,
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -168,6 +168,7 @@ def test_kill_9_mid_run_then_same_command_resumes(image_folder, tmp_path):
   assert "Epoch 1/" not in rerun.stdout  # did not start over
   assert f"Epoch {killed_at // 20 + 1}/20" in rerun.stdout
   assert tf.train.latest_checkpoint(ckpt_dir).endswith("ckpt-400")
+  assert not os.path.exists(os.path.join(model_dir, "logs", "samples"))
 
 
 @pytest.mark.parametrize("args, message", [
@@ -175,6 +176,7 @@ def test_kill_9_mid_run_then_same_command_resumes(image_folder, tmp_path):
     (["--train_steps=5", "--epochs=1"], "--train_steps or --epochs, not both"),
     (["--dataset=imagenet_full"], "Unknown dataset 'imagenet_full'"),
     (["--dataset=folder:/no/such/dir", "--image_size=8"], "does not exist"),
+    (["--summary_samples=-1"], "Invalid `summary_samples`. Expected >= 0"),
 ])
 def test_bad_flags_fail_with_clear_message(tmp_path, args, message):
   result = run_train_py([f"--model_dir={tmp_path}/m"] + args)

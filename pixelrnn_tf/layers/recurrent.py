@@ -199,10 +199,17 @@ class RowLSTM(_RecurrentBase):
     self._input_mask = gate_kernel_mask((1, width), in_channels, units,
                                         self.num_groups)
 
+  def masked_input_kernel(self):
+    """The input-to-state kernel as applied: `(1, 3, C_in, 4 * units)`, mask B."""
+    return self.input_kernel * tf.cast(self._input_mask, self.input_kernel.dtype)
+
   def call(self, inputs):
+    return self.hidden_and_cell(inputs)[0]
+
+  def hidden_and_cell(self, inputs):
+    """The states of every pixel: `(h, c)`, each `(B, H, W, units)`."""
     # Input-to-state for every row at once: 1x3 mask-B conv.
-    kernel = self.input_kernel * tf.cast(self._input_mask, self.input_kernel.dtype)
-    pre_is = tf.nn.conv2d(inputs, kernel, strides=1,
+    pre_is = tf.nn.conv2d(inputs, self.masked_input_kernel(), strides=1,
                           padding="SAME") + self.bias  # (B, H, W, 4h)
     pre_is = tf.transpose(pre_is, (1, 0, 2, 3))  # (H, B, W, 4h): rows time-major
     zeros = tf.zeros_like(pre_is[0, ..., :self.units])  # (B, W, h)
@@ -219,8 +226,8 @@ class RowLSTM(_RecurrentBase):
       pre_ss = tf.einsum("bwc,cn->bwn", taps, recurrent_kernel)  # (B, W, 4h)
       return lstm_update(pre_row + pre_ss, c_prev)
 
-    h, _ = tf.scan(step, pre_is, initializer=(zeros, zeros))  # (H, B, W, h)
-    return tf.transpose(h, (1, 0, 2, 3))  # (B, H, W, h)
+    h, c = tf.scan(step, pre_is, initializer=(zeros, zeros))  # (H, B, W, h) each
+    return tf.transpose(h, (1, 0, 2, 3)), tf.transpose(c, (1, 0, 2, 3))
 
 
 @keras.saving.register_keras_serializable(package="pixelrnn_tf")
@@ -283,12 +290,28 @@ class DiagonalBiLSTM(_RecurrentBase):
     self._input_mask = gate_kernel_mask((1, 1), in_channels, units,
                                         self.num_groups)[0, 0]  # (C_in, 4h)
 
+  def masked_input_kernel(self):
+    """The input-to-state kernels as applied: `(2, C_in, 4 * units)`, mask B."""
+    return self.input_kernel * tf.cast(self._input_mask, self.input_kernel.dtype)
+
   def call(self, inputs):
+    h, _ = self.directional_states(inputs)
+    left_to_right, right_to_left = h[0], h[1]  # (B, H, W, h) each
+    # Shift down one row: output row i gets the right-to-left state of row i - 1.
+    right_to_left = tf.pad(right_to_left[:, :-1], [[0, 0], [1, 0], [0, 0], [0, 0]])
+    return left_to_right + right_to_left  # (B, H, W, h)
+
+  def directional_states(self, inputs):
+    """Each direction's states at every pixel, in the input's orientation, unshifted.
+
+    Returns `(h, c)`, each `(2, B, H, W, units)`: index 0 left-to-right (cell
+    `(i, j)` follows `(i, j - 1)` and `(i - 1, j)`), 1 right-to-left (cell `(i, j)`
+    follows `(i, j + 1)` and `(i - 1, j)`).
+    """
     width = inputs.shape[2]
     x = tf.stack([inputs, tf.reverse(inputs, axis=[2])])  # (2, B, H, W, C_in)
     # Input-to-state: 1x1 mask-B conv, per direction.
-    kernel = self.input_kernel * tf.cast(self._input_mask, self.input_kernel.dtype)
-    pre_is = tf.einsum("dbhwc,dcn->dbhwn", x, kernel)
+    pre_is = tf.einsum("dbhwc,dcn->dbhwn", x, self.masked_input_kernel())
     pre_is += self.bias[:, None, None, None, :]  # (2, B, H, W, 4h)
     # Zero columns of the skew give zero pre-activations, so the cells left of each
     # row's start keep h = c = 0: they act as the zero initial state.
@@ -303,10 +326,10 @@ class DiagonalBiLSTM(_RecurrentBase):
       pre_ss = tf.einsum("dbrc,dcn->dbrn", taps, self.recurrent_kernel)  # 2x1 conv
       return lstm_update(pre_column + pre_ss, c_prev)
 
-    h, _ = tf.scan(step, pre_is, initializer=(zeros, zeros))  # (W+H-1, 2, B, H, h)
-    h = tf.transpose(h, (1, 2, 3, 0, 4))  # (2, B, H, W+H-1, h)
-    h = unskew(h, width)  # (2, B, H, W, h)
-    left_to_right, right_to_left = h[0], tf.reverse(h[1], axis=[2])  # (B, H, W, h)
-    # Shift down one row: output row i gets the right-to-left state of row i - 1.
-    right_to_left = tf.pad(right_to_left[:, :-1], [[0, 0], [1, 0], [0, 0], [0, 0]])
-    return left_to_right + right_to_left  # (B, H, W, h)
+    states = tf.scan(step, pre_is, initializer=(zeros, zeros))  # (W+H-1, 2, B, H, h)
+
+    def unskewed(s):
+      s = unskew(tf.transpose(s, (1, 2, 3, 0, 4)), width)  # (2, B, H, W, h)
+      return tf.stack([s[0], tf.reverse(s[1], axis=[2])])
+
+    return tuple(unskewed(s) for s in states)
