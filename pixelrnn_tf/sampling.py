@@ -6,15 +6,20 @@ logits):
   naive   (`complete_naive`) re-runs the whole network for each of the `H*W*C`
           sub-pixels: `O(H*W)` positions of work per sub-pixel. Any `images ->
           logits` model; the reference the cached one is tested against.
-  cached  (`complete_cached`, every family but `gated_pixelcnn`) keeps every
-          map that a step reads at other pixels (inputs of spatial convolutions,
+  cached  (`complete_cached`, every family of `models.MODELS`) keeps every map
+          that a step reads at other pixels (inputs of spatial convolutions,
           recurrent states) and computes only the current pixel through the
-          network: `O(1)` positions per layer and sub-pixel.
+          network: `O(1)` positions per layer and sub-pixel (plus, for the
+          Diagonal BiLSTM and the Gated PixelCNN's vertical stack, one pass along
+          each row once it is drawn).
 
 `complete` and `sample` take the cached one where the family has it. Both loops are a
 `tf.while_loop` over fixed-shape buffers, so they compile into one graph (XLA or not)
 and export in a SavedModel.
 """
+
+import typing
+from typing import Callable
 
 import keras
 import tensorflow as tf
@@ -76,9 +81,10 @@ def complete_cached(model, images, start, num_levels, seed):
   inputs and states); each step then runs only the current pixel through the
   network to its logits, writing what it computes into the caches, and each draw
   writes the pixel's new value into the first layer's cache. A step reads only
-  earlier pixels and its own, so nothing else needs updating. The Diagonal BiLSTM's
-  right-to-left states of a row, which the next row reads, are computed once the
-  row is drawn. Runs in float32 whatever the dtype policy.
+  earlier pixels and its own, so nothing else needs updating. What the next row
+  reads of a whole row (the Diagonal BiLSTM's right-to-left states, the Gated
+  PixelCNN's vertical stack) is computed once the row is drawn. Runs in float32
+  whatever the dtype policy.
   """
   if not has_cached_sampler(model):
     raise ValueError(
@@ -89,26 +95,50 @@ def complete_cached(model, images, start, num_levels, seed):
   convs = {layer.name: _pixel_weights(layer.masked_kernel(), layer.bias,
                                       layer.activation)
            for layer in model.layers if isinstance(layer, MaskedConv2D)}
-  pixel_step, row_end, caches = CACHED_FAMILIES[model.name](model, images, convs)
+  network = CACHED_FAMILIES[model.name](model, images, convs)
   scale = model.get_layer("scale")
 
   def logits_at(canvas, i, j, caches):
-    x, caches = pixel_step(i, j, dict(caches))  # (B, 2h)
+    x, caches = network.pixel_step(i, j, dict(caches))  # (B, 2h)
     x = _conv_at(convs["output_conv_1"], tf.nn.relu(x))
     logits = _conv_at(convs["output_conv_2"], x)  # (B, C*K)
     return tf.reshape(logits, [tf.shape(logits)[0], channels, -1]), caches
 
   def on_drawn(canvas, i, j, c, caches):
     pixel = tf.cast(scale(canvas[:, i, j]), tf.float32)  # (B, C)
-    caches = dict(caches, input_conv=_write_pixel(
-        caches["input_conv"], i, j, pixel, convs["input_conv"]["window"]))
-    if row_end is None:
+    caches = dict(caches)
+    for name, window in network.image_windows.items():
+      caches[name] = _write_pixel(caches[name], i, j, pixel, window)
+    if network.row_end is None:
       return caches
     row_done = tf.logical_and(tf.equal(j, width - 1), tf.equal(c, channels - 1))
-    return tf.cond(row_done, lambda: row_end(i, dict(caches)), lambda: caches)
+    return tf.cond(row_done, lambda: network.row_end(i, dict(caches)),
+                   lambda: caches)
 
-  return _ancestral_loop(images, start, num_levels, seed, logits_at, caches,
+  return _ancestral_loop(images, start, num_levels, seed, logits_at, network.caches,
                          on_drawn)
+
+
+class _CachedNetwork(typing.NamedTuple):
+  """A family's network for `complete_cached`, over float32 caches.
+
+  Attributes:
+    pixel_step: `(i, j, caches) -> (x, caches)`: pixel (i, j) through the network
+      to the output layers' input `x` `(B, maps)`, writing what it computes.
+    caches: name -> padded float32 map, filled by a forward pass.
+    image_windows: name -> window of each cache that holds the scaled image; a
+      draw writes the pixel there.
+    row_end: `(i, caches) -> caches`, run once row `i` is drawn, or None.
+  """
+  pixel_step: Callable
+  caches: dict
+  image_windows: dict
+  row_end: Callable | None = None
+
+
+def _image_windows(convs):
+  """The image cache of the families that start with `models.first_layer`."""
+  return {"input_conv": convs["input_conv"]["window"]}
 
 
 def _first_layer_at(convs, caches, i, j):
@@ -119,8 +149,7 @@ def _first_layer_at(convs, caches, i, j):
 def _pixelcnn_caches(model, images, convs):
   """`models.pixelcnn`: caches the input maps of the 7x7 and 3x3 convolutions.
 
-  Returns `(pixel_step, None, caches)`: `pixel_step(i, j, caches)` computes pixel
-  (i, j) through the residual blocks to the output layers' input `(B, 2h)`.
+  Its `pixel_step` runs pixel (i, j) through the residual blocks.
   """
   spatial = [name for name, w in convs.items() if w["window"] != (1, 1)]
   maps = _layer_inputs(model, images, spatial)
@@ -139,7 +168,7 @@ def _pixelcnn_caches(model, images, convs):
       x = x + _conv_at(convs[f"block{b}_out"], y)
     return x, caches
 
-  return pixel_step, None, caches
+  return _CachedNetwork(pixel_step, caches, _image_windows(convs))
 
 
 def _row_lstm_caches(model, images, convs):
@@ -147,8 +176,8 @@ def _row_lstm_caches(model, images, convs):
   input (read at the pixel and its left neighbour), hidden states (the previous
   row's, at columns j-1..j+1) and cell states (the previous row's, at column j).
 
-  Returns `(pixel_step, None, caches)`: `pixel_step(i, j, caches)` computes pixel
-  (i, j) through the recurrent blocks to the sum of the skips `(B, 2h)`.
+  Its `pixel_step` runs pixel (i, j) through the recurrent blocks to the sum of
+  the skips.
   """
   lstms = [layer for layer in model.layers if isinstance(layer, RowLSTM)]
   maps = _layer_inputs(model, images, ["input_conv"] + [l.name for l in lstms])
@@ -181,7 +210,7 @@ def _row_lstm_caches(model, images, convs):
       skips += _conv_at(convs[f"layer{b}_skip"], x)
     return skips, caches
 
-  return pixel_step, None, caches
+  return _CachedNetwork(pixel_step, caches, _image_windows(convs))
 
 
 def _diagonal_bilstm_caches(model, images, convs):
@@ -197,8 +226,8 @@ def _diagonal_bilstm_caches(model, images, convs):
   `models.diagonal_bilstm`) and then each layer's right-to-left states of row `i`
   as one scan along the row.
 
-  Returns `(pixel_step, row_end, caches)`: `pixel_step(i, j, caches)` computes
-  pixel (i, j) through the recurrent blocks to the sum of the skips `(B, 2h)`.
+  Its `pixel_step` runs pixel (i, j) through the recurrent blocks to the sum of
+  the skips.
   """
   lstms = [layer for layer in model.layers if isinstance(layer, DiagonalBiLSTM)]
   maps = _layer_inputs(model, images, ["input_conv"] + [l.name for l in lstms])
@@ -253,7 +282,74 @@ def _diagonal_bilstm_caches(model, images, convs):
                                            tf.transpose(h_row, (1, 0, 2)))
     return caches
 
-  return pixel_step, row_end, caches
+  return _CachedNetwork(pixel_step, caches, _image_windows(convs), row_end)
+
+
+def _gated_pixelcnn_caches(model, images, convs):
+  """`models.gated_pixelcnn`: caches each layer's vertical and horizontal stack
+  inputs and the links from the vertical stack into the horizontal one.
+
+  The vertical stack at row `r` reads columns right of the pixel too, and reaches
+  the horizontal stack only at row `r + 1` (through the link), so `row_end(i,
+  caches)` computes it for the whole of row `i` once the row is drawn, writing the
+  next layer's vertical input and the links of row `i + 1`. Its `pixel_step` runs
+  pixel (i, j) through the horizontal stack.
+  """
+  num_layers = sum(layer.name.endswith("_v_conv") for layer in model.layers)
+  layer = lambda l, part: model.get_layer(f"gated{l}_{part}")
+  vertical = [(tf.cast(layer(l, "v_conv").kernel, tf.float32),
+               tf.cast(layer(l, "v_conv").bias, tf.float32),
+               tf.cast(layer(l, "link").kernel[0, 0], tf.float32),
+               tf.cast(layer(l, "link").bias, tf.float32)) for l in range(num_layers)]
+  v_windows = [(k.shape[0], k.shape[1]) for k, _, _, _ in vertical]
+  h_windows = [convs[f"gated{l}_h_conv_tanh"]["window"] for l in range(num_layers)]
+  maps = _maps(model, images,
+               [layer(l, "v_pad").input for l in range(num_layers)] +
+               [layer(l, "h_conv_tanh").input for l in range(1, num_layers)] +
+               [layer(l, "link").output for l in range(num_layers)])
+  v_maps, h_maps = maps[:num_layers], maps[num_layers:2 * num_layers - 1]
+  caches = {"image_v": _pad_for_window(v_maps[0], v_windows[0]),
+            "image_h": _pad_for_window(v_maps[0], h_windows[0])}
+  for l in range(1, num_layers):
+    caches[f"gated{l}/v"] = _pad_for_window(v_maps[l], v_windows[l])
+    caches[f"gated{l}/h"] = _pad_for_window(h_maps[l - 1], h_windows[l])
+  for l, link in enumerate(maps[2 * num_layers - 1:]):
+    # One zero row below: the last row's vertical stack writes links no row reads.
+    caches[f"gated{l}/link"] = tf.pad(link, [[0, 0], [0, 1], [0, 0], [0, 0]])
+
+  def pixel_step(i, j, caches):
+    x = None
+    for l in range(num_layers):
+      h_cache = "image_h" if l == 0 else f"gated{l}/h"
+      if l:
+        caches[h_cache] = _write_pixel(caches[h_cache], i, j, x, h_windows[l])
+      link = _read_pixel(caches[f"gated{l}/link"], i, j)  # (B, 2 * maps)
+      half = link.shape[-1] // 2
+      a = _conv_at(convs[f"gated{l}_h_conv_tanh"], caches[h_cache], i, j)
+      b = _conv_at(convs[f"gated{l}_h_conv_sigmoid"], caches[h_cache], i, j)
+      y = _conv_at(convs[f"gated{l}_h_out"], tf.tanh(a + link[:, :half]) *
+                   tf.sigmoid(b + link[:, half:]))
+      x = y if l == 0 else x + y
+    return x, caches
+
+  def row_end(i, caches):
+    for l, (kernel, bias, link_kernel, link_bias) in enumerate(vertical):
+      v_cache = "image_v" if l == 0 else f"gated{l}/v"
+      rows = v_windows[l][0]
+      slab = tf.slice(caches[v_cache], [0, i, 0, 0], [-1, rows, -1, -1])  # i-rows+1..i
+      v = tf.nn.conv2d(slab, kernel, 1, "VALID")[:, 0] + bias  # (B, W, 2 * maps)
+      if l + 1 < num_layers:
+        half, (rows_next, kw_next) = v.shape[-1] // 2, v_windows[l + 1]
+        gated = tf.tanh(v[..., :half]) * tf.sigmoid(v[..., half:])
+        gated = tf.pad(gated, [[0, 0], [kw_next // 2, kw_next // 2], [0, 0]])
+        caches[f"gated{l + 1}/v"] = _write_row(caches[f"gated{l + 1}/v"],
+                                               i + rows_next - 1, gated)
+      link = tf.einsum("bwc,cn->bwn", v, link_kernel) + link_bias
+      caches[f"gated{l}/link"] = _write_row(caches[f"gated{l}/link"], i + 1, link)
+    return caches
+
+  return _CachedNetwork(pixel_step, caches,
+                        {"image_v": v_windows[0], "image_h": h_windows[0]}, row_end)
 
 
 # Cache windows (see `_pad_for_window`): a Row LSTM layer's input is read on the
@@ -261,15 +357,21 @@ def _diagonal_bilstm_caches(model, images, convs):
 # the Diagonal BiLSTM, one column left); cell states one row up at j.
 _ROW_WINDOW, _ABOVE_3, _ABOVE_1 = (1, 3), (2, 3), (2, 1)
 
-CACHED_FAMILIES = {"pixelcnn": _pixelcnn_caches, "row_lstm": _row_lstm_caches,
+CACHED_FAMILIES = {"pixelcnn": _pixelcnn_caches,
+                   "gated_pixelcnn": _gated_pixelcnn_caches,
+                   "row_lstm": _row_lstm_caches,
                    "diagonal_bilstm": _diagonal_bilstm_caches}
 
 
 def _layer_inputs(model, images, names):
   """The float32 input maps `(B, H, W, C)` of the named layers of `model`."""
-  inputs = keras.Model(model.input, [model.get_layer(n).input for n in names])
-  maps = tf.nest.flatten(inputs(images, training=False))
-  return [tf.cast(x, tf.float32) for x in maps]
+  return _maps(model, images, [model.get_layer(n).input for n in names])
+
+
+def _maps(model, images, tensors):
+  """The values of `model`'s symbolic `tensors` for `images`, as float32."""
+  maps = keras.Model(model.input, tensors)(images, training=False)
+  return [tf.cast(x, tf.float32) for x in tf.nest.flatten(maps)]
 
 
 def _ancestral_loop(images, start, num_levels, seed, logits_at, state,

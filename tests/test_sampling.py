@@ -1,6 +1,7 @@
 """Samplers: determinism by seed, completion keeps known rows, valid values, and the
 cached sampler draws what the naive one draws."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -80,10 +81,10 @@ def test_cached_sampler_draws_what_the_naive_sampler_draws(image_shape, num_leve
   assert len(np.unique(naive[:, known_rows:])) > 1
 
 
-@pytest.mark.parametrize("family", ["row_lstm", "diagonal_bilstm"])
+@pytest.mark.parametrize("family", sorted(sampling.CACHED_FAMILIES))
 def test_cached_sampler_starts_mid_row(family):
-  # Completion from the middle of a row reads the recurrent layers' cached states
-  # of the known pixels left of the start, on its own row and the row above.
+  # Completion from the middle of a row reads the caches of the known pixels left
+  # of the start, on its own row and the rows above.
   model = randomized_model((5, 4, 3), 256, family)
   images = np.random.default_rng(4).integers(0, 256, (3, 5, 4, 3), dtype=np.uint8)
   start = (2 * 4 + 2) * 3 + 1  # row 2, column 2, channel G
@@ -116,7 +117,7 @@ def test_cached_sampler_runs_in_float32_for_a_mixed_precision_model(family):
   assert set(np.unique(first)) == {0, 1}
 
 
-def test_complete_picks_the_cached_sampler_for_its_families_only(monkeypatch):
+def test_complete_picks_the_cached_sampler_for_every_family(monkeypatch):
   calls = []
   cached = sampling.complete_cached
   monkeypatch.setattr(sampling, "complete_cached",
@@ -125,15 +126,18 @@ def test_complete_picks_the_cached_sampler_for_its_families_only(monkeypatch):
   for family in sorted(models.MODELS):
     model = randomized_model((3, 3, 1), 2, family, num_layers=1)
     sampling.sample(model, 1, (3, 3, 1), 2, seed)
-  assert calls == sorted(sampling.CACHED_FAMILIES)
-  assert set(models.MODELS) - set(calls) == {"gated_pixelcnn"}
+  assert calls == sorted(models.MODELS) == sorted(sampling.CACHED_FAMILIES)
 
 
-def test_cached_sampler_refuses_other_families():
-  model = randomized_model((3, 3, 1), 2, "gated_pixelcnn", num_layers=1)
-  with pytest.raises(ValueError, match="No cached sampler for model 'gated_pixelcnn'"):
-    sampling.complete_cached(model, tf.zeros((1, 3, 3, 1), tf.uint8), 0, 2,
-                             tf.constant([0, 0]))
+def test_other_networks_sample_naively_and_the_cached_sampler_refuses_them():
+  pixelcnn = randomized_model((3, 3, 1), 2, num_layers=1)
+  custom = keras.Model(pixelcnn.input, pixelcnn.output, name="custom")
+  assert not sampling.has_cached_sampler(custom)
+  blank, seed = tf.zeros((1, 3, 3, 1), tf.uint8), tf.constant([0, 0])
+  np.testing.assert_array_equal(sampling.complete(custom, blank, 0, 2, seed),
+                                sampling.complete_naive(pixelcnn, blank, 0, 2, seed))
+  with pytest.raises(ValueError, match="No cached sampler for model 'custom'"):
+    sampling.complete_cached(custom, blank, 0, 2, seed)
 
 
 def test_image_grid_tiles_in_rows():
