@@ -43,8 +43,8 @@ flags.DEFINE_integer("steps_per_loop", 500, "Steps between checkpoints/summaries
 flags.DEFINE_integer("eval_every_loops", 1, "Validate every N loops (0: never).")
 flags.DEFINE_integer("eval_examples", 10_000, "Images used for periodic validation.")
 flags.DEFINE_bool("jit_compile", False, "Compile the train and eval steps and the "
-                  "naive sampler with XLA (slower on CPU; the cached samplers "
-                  "always compile).")
+                  "samplers with XLA (slower on CPU; PixelCNN's cached sampler "
+                  "always compiles).")
 flags.DEFINE_bool("mixed_precision", False, "Compute in float16 (GPU, loss scaling) "
                   "or bfloat16 (TPU/CPU); weights, logits and loss stay float32.")
 flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker", "tpu"],

@@ -1,12 +1,12 @@
 """Equal-wall-time training race on binarized MNIST: this package vs `tfd.PixelCNN`.
 
-Each contestant trains from scratch for `--minutes` of training wall time (TFP's for
-`--tfp_minutes` where given), one after the other in one process, on the same input pipeline (`data.train_pipeline`, batch
-64, seed 0) with Adam (`--learning_rate`, default 1e-3), without XLA. Every
-`--eval_every_s` seconds of training the clock stops and the exact validation NLL
-over `--curve_examples` images is recorded; at the end every contestant is scored on
-`--eval_examples` validation images. Prints a Markdown table and writes the JSON
-(curves included).
+Each contestant trains from scratch for `--minutes` of training wall time (TFP for
+`--tfp_minutes` where given), one after the other in one process, on the same input
+pipeline (`data.train_pipeline`, batch 64, seed 0) with Adam (`--learning_rate`,
+default 1e-3), without XLA. Every `--eval_every_s` seconds of training the clock
+stops and the exact validation NLL over `--curve_examples` images is recorded; at the
+end every contestant is scored on `--eval_examples` validation images. Prints a
+Markdown table and writes the JSON (curves included).
 
 Contestants:
   --model       a family of this package (default pixelcnn), `--layers` x `--hidden`

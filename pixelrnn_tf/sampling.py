@@ -58,10 +58,12 @@ def has_cached_sampler(model):
 def prefers_xla(model):
   """Whether `model`'s sampler should compile with XLA whatever `--jit_compile` says.
 
-  The cached sampler's loop body is many small ops, which XLA fuses: 10x faster on
-  the 2-core CPU (bench/sampling.py); the naive one is slower with XLA there.
+  True for the families in `XLA_SAMPLED_FAMILIES`: on the 2-core CPU
+  (bench/sampling.py) XLA makes PixelCNN's cached sampler about 7x faster (its loop
+  body is many small ops, which XLA fuses), but the other cached samplers and the
+  naive one slower.
   """
-  return has_cached_sampler(model)
+  return has_cached_sampler(model) and model.name in XLA_SAMPLED_FAMILIES
 
 
 def complete_naive(model, images, start, num_levels, seed):
@@ -296,7 +298,10 @@ def _gated_pixelcnn_caches(model, images, convs):
   pixel (i, j) through the horizontal stack.
   """
   num_layers = sum(layer.name.endswith("_v_conv") for layer in model.layers)
-  layer = lambda l, part: model.get_layer(f"gated{l}_{part}")
+
+  def layer(l, part):
+    return model.get_layer(f"gated{l}_{part}")
+
   vertical = [(tf.cast(layer(l, "v_conv").kernel, tf.float32),
                tf.cast(layer(l, "v_conv").bias, tf.float32),
                tf.cast(layer(l, "link").kernel[0, 0], tf.float32),
@@ -338,12 +343,13 @@ def _gated_pixelcnn_caches(model, images, convs):
       rows = v_windows[l][0]
       slab = tf.slice(caches[v_cache], [0, i, 0, 0], [-1, rows, -1, -1])  # i-rows+1..i
       v = tf.nn.conv2d(slab, kernel, 1, "VALID")[:, 0] + bias  # (B, W, 2 * maps)
-      if l + 1 < num_layers:
-        half, (rows_next, kw_next) = v.shape[-1] // 2, v_windows[l + 1]
-        gated = tf.tanh(v[..., :half]) * tf.sigmoid(v[..., half:])
-        gated = tf.pad(gated, [[0, 0], [kw_next // 2, kw_next // 2], [0, 0]])
-        caches[f"gated{l + 1}/v"] = _write_row(caches[f"gated{l + 1}/v"],
-                                               i + rows_next - 1, gated)
+      if l + 1 < num_layers:  # the next layer's vertical input, row i
+        half = v.shape[-1] // 2
+        gated = tf.tanh(v[..., :half]) * tf.sigmoid(v[..., half:])  # (B, W, maps)
+        rows, kw = v_windows[l + 1]
+        gated = tf.pad(gated, [[0, 0], [kw // 2, kw // 2], [0, 0]])
+        name = f"gated{l + 1}/v"
+        caches[name] = _write_row(caches[name], i + rows - 1, gated)
       link = tf.einsum("bwc,cn->bwn", v, link_kernel) + link_bias
       caches[f"gated{l}/link"] = _write_row(caches[f"gated{l}/link"], i + 1, link)
     return caches
@@ -356,6 +362,9 @@ def _gated_pixelcnn_caches(model, images, convs):
 # pixel's row at columns j-1..j+1; hidden states one row up at j-1..j+1 (and, for
 # the Diagonal BiLSTM, one column left); cell states one row up at j.
 _ROW_WINDOW, _ABOVE_3, _ABOVE_1 = (1, 3), (2, 3), (2, 1)
+
+# Families whose cached sampler compiles with XLA whatever `--jit_compile` says.
+XLA_SAMPLED_FAMILIES = ("pixelcnn",)
 
 CACHED_FAMILIES = {"pixelcnn": _pixelcnn_caches,
                    "gated_pixelcnn": _gated_pixelcnn_caches,

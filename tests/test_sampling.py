@@ -123,10 +123,14 @@ def test_complete_picks_the_cached_sampler_for_every_family(monkeypatch):
   monkeypatch.setattr(sampling, "complete_cached",
                       lambda *args: calls.append(args[0].name) or cached(*args))
   seed = tf.constant([0, 0])
+  compiled = []
   for family in sorted(models.MODELS):
     model = randomized_model((3, 3, 1), 2, family, num_layers=1)
     sampling.sample(model, 1, (3, 3, 1), 2, seed)
+    if sampling.prefers_xla(model):
+      compiled.append(family)
   assert calls == sorted(models.MODELS) == sorted(sampling.CACHED_FAMILIES)
+  assert compiled == list(sampling.XLA_SAMPLED_FAMILIES) == ["pixelcnn"]
 
 
 def test_other_networks_sample_naively_and_the_cached_sampler_refuses_them():
