@@ -30,6 +30,7 @@ from pixelrnn_tf.layers import MaskedConv2D
 from pixelrnn_tf.layers import RowLSTM
 from pixelrnn_tf.layers import recurrent
 
+
 def complete(model, images, start, num_levels, seed):
   """Re-samples every sub-pixel at flat position >= `start` given those before it.
 
