@@ -49,11 +49,12 @@ class Ours:
   """
 
   def __init__(self, model, layers, hidden, output_dims=None, learning_rate=1e-3):
-    config = models.ModelConfig(model=model, num_layers=layers, hidden_dims=hidden,
-                                output_dims=output_dims or 2 * hidden)
+    self.config = models.ModelConfig(model=model, num_layers=layers,
+                                     hidden_dims=hidden,
+                                     output_dims=output_dims or 2 * hidden)
     self.name = model
     self.description = f"{model} {layers} x h={hidden}"
-    self.model = models.build(config)
+    self.model = models.build(self.config)
     self.variables = self.model.trainable_variables
     self.optimizer = keras.optimizers.Adam(learning_rate)
 

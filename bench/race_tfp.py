@@ -16,6 +16,10 @@ Contestants:
                 (624,582 parameters) is BASELINES.md's setup; 12 (88,782) matches
                 `pixelcnn 6 x h=32` (88,065)
 
+With `--save_dir`, this package's trained contestant is saved there as a model_dir
+(config.json, checkpoints/) that `train.py --mode=eval|sample --model_dir` and
+`export.py` read.
+
   python bench/race_tfp.py --data_dir=../shared/data/tfds           # 30 min each
   python bench/race_tfp.py --quick                                   # smoke run
 """
@@ -36,6 +40,7 @@ from machine import markdown_table, write_report  # pylint: disable=g-import-not
 from contestants import IMAGE_SHAPE, TFP, Ours, count_params, train_step  # pylint: disable=g-import-not-at-top
 from pixelrnn_tf import data  # pylint: disable=g-import-not-at-top
 from pixelrnn_tf import models  # pylint: disable=g-import-not-at-top
+from pixelrnn_tf import training  # pylint: disable=g-import-not-at-top
 
 
 def race(contestant, train_batches, curve_batches, final_batches, minutes,
@@ -84,6 +89,16 @@ def markdown(results, eval_examples):
         f"{r['final_val_nll']:.2f}"] for r in results])
 
 
+def save_model_dir(contestant, save_dir, learning_rate, steps):
+  """Writes `contestant` (one of ours) as a `train.py` model_dir at `steps`."""
+  train_config = training.TrainConfig(learning_rate=learning_rate,
+                                      train_steps=steps)
+  training.save_config(save_dir, contestant.config, train_config)
+  checkpoint = tf.train.Checkpoint(model=contestant.model,
+                                   optimizer=contestant.optimizer)
+  tf.train.CheckpointManager(checkpoint, os.path.join(save_dir, "checkpoints"),
+                             max_to_keep=1).save(checkpoint_number=steps)
+
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -109,6 +124,8 @@ def main(argv=None):
                       help="tfd.PixelCNN's num_filters.")
   parser.add_argument("--contestants", default="ours,tfp",
                       help="Who races, in order: a comma list of ours, tfp.")
+  parser.add_argument("--save_dir", default=None,
+                      help="Save this package's contestant here as a model_dir.")
   parser.add_argument("--out", default=os.path.join("bench", "results",
                                                     "race_tfp.json"))
   args = parser.parse_args(argv)
@@ -141,6 +158,9 @@ def main(argv=None):
     print(f"{contestant.description}: training {minutes[name]} min", flush=True)
     results.append(race(contestant, train_batches, curve_batches, final_batches,
                         minutes[name], args.eval_every_s))
+    if name == "ours" and args.save_dir:
+      save_model_dir(contestant, args.save_dir, args.learning_rate,
+                     results[-1]["steps"])
   wall_s = time.perf_counter() - start
   report = {"benchmark": "race_tfp", "quick": args.quick, "batch_size": 64,
             "contestants": args.contestants,

@@ -191,21 +191,21 @@ def _row_lstm_caches(model, images, convs):
     caches[layer.name + "/x"] = _pad_for_window(x, _ROW_WINDOW)
     caches[layer.name + "/h"] = _pad_for_window(tf.cast(h, tf.float32), _ABOVE_3)
     caches[layer.name + "/c"] = _pad_for_window(tf.cast(c, tf.float32), _ABOVE_1)
-    steps.append((layer.name, _pixel_weights(layer.masked_input_kernel(),
-                                             layer.bias),
-                  tf.reshape(tf.cast(layer.recurrent_kernel, tf.float32),
-                             (-1, recurrent.NUM_GATES * layer.units))))
+    # State to state: a 1x3 conv of the previous row's h, a causal window of one
+    # row over the h cache (padded one row above), so it reads row i-1, j-1..j+1.
+    no_bias = tf.zeros([recurrent.NUM_GATES * layer.units])
+    steps.append((layer.name,
+                  _pixel_weights(layer.masked_input_kernel(), layer.bias),
+                  _pixel_weights(layer.recurrent_kernel[None], no_bias)))
 
   def pixel_step(i, j, caches):
     x = _first_layer_at(convs, caches, i, j)
     skips = 0.0
-    for b, (name, input_weights, recurrent_matrix) in enumerate(steps):
+    for b, (name, input_weights, recurrent_weights) in enumerate(steps):
       caches[name + "/x"] = _write_pixel(caches[name + "/x"], i, j, x, _ROW_WINDOW)
-      above = tf.slice(caches[name + "/h"], [0, i, j, 0], [-1, 1, 3, -1])
-      above = tf.reshape(above, [tf.shape(x)[0], -1])  # (B, 3h): row i-1, j-1..j+1
       c_above = _read_pixel(caches[name + "/c"], i, j)  # (i - 1, j)
       pre = (_conv_at(input_weights, caches[name + "/x"], i, j) +
-             tf.matmul(above, recurrent_matrix))  # (B, 4h)
+             _conv_at(recurrent_weights, caches[name + "/h"], i, j))  # (B, 4h)
       h, c = recurrent.lstm_update(pre, c_above)
       caches[name + "/h"] = _write_pixel(caches[name + "/h"], i, j, h, _ABOVE_3)
       caches[name + "/c"] = _write_pixel(caches[name + "/c"], i, j, c, _ABOVE_1)

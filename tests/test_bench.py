@@ -30,6 +30,19 @@ def test_bench_script_quick_mode_writes_table_and_json(script, tmp_path):
   assert report["quick"] is True and report["results"]
 
 
+@pytest.mark.slow
+def test_race_saves_our_contestant_as_a_model_dir(tmp_path):
+  from pixelrnn_tf import training  # pylint: disable=g-import-not-at-top
+  out, saved = tmp_path / "race.json", tmp_path / "saved"
+  run(["bench/race_tfp.py", "--quick", "--contestants=ours", f"--out={out}",
+       f"--save_dir={saved}", "--model=row_lstm"], tmp_path)
+  steps = json.loads(out.read_text())["results"][0]["steps"]
+  model_config, _ = training.load_config(str(saved))
+  _, optimizer, _ = training.build_and_restore(str(saved))
+  assert model_config.model == "row_lstm"
+  assert int(optimizer.iterations.numpy()) == steps > 0
+
+
 def test_curves_reads_a_training_run(image_folder, tmp_path):
   from pixelrnn_tf import training  # pylint: disable=g-import-not-at-top
   train_config = training.TrainConfig(
