@@ -89,9 +89,9 @@ def markdown(results, eval_examples):
         f"{r['final_val_nll']:.2f}"] for r in results])
 
 
-def save_model_dir(contestant, save_dir, learning_rate, steps):
+def save_model_dir(contestant, save_dir, data_dir, learning_rate, steps):
   """Writes `contestant` (one of ours) as a `train.py` model_dir at `steps`."""
-  train_config = training.TrainConfig(learning_rate=learning_rate,
+  train_config = training.TrainConfig(data_dir=data_dir, learning_rate=learning_rate,
                                       train_steps=steps)
   training.save_config(save_dir, contestant.config, train_config)
   checkpoint = tf.train.Checkpoint(model=contestant.model,
@@ -159,7 +159,7 @@ def main(argv=None):
     results.append(race(contestant, train_batches, curve_batches, final_batches,
                         minutes[name], args.eval_every_s))
     if name == "ours" and args.save_dir:
-      save_model_dir(contestant, args.save_dir, args.learning_rate,
+      save_model_dir(contestant, args.save_dir, args.data_dir, args.learning_rate,
                      results[-1]["steps"])
   wall_s = time.perf_counter() - start
   report = {"benchmark": "race_tfp", "quick": args.quick, "batch_size": 64,
