@@ -24,23 +24,15 @@ def run(args, tmp_path):
                                     "bench/memory.py"])
 def test_bench_script_quick_mode_writes_table_and_json(script, tmp_path):
   out = tmp_path / "result.json"
-  stdout = run([script, "--quick", f"--out={out}"], tmp_path)
+  extra = [f"--save_dir={tmp_path}/saved"] if script == "bench/race_tfp.py" else []
+  stdout = run([script, "--quick", f"--out={out}"] + extra, tmp_path)
   assert "|" in stdout  # the Markdown table
   report = json.loads(out.read_text())
   assert report["quick"] is True and report["results"]
-
-
-@pytest.mark.slow
-def test_race_saves_our_contestant_as_a_model_dir(tmp_path):
-  from pixelrnn_tf import training  # pylint: disable=g-import-not-at-top
-  out, saved = tmp_path / "race.json", tmp_path / "saved"
-  run(["bench/race_tfp.py", "--quick", "--contestants=ours", f"--out={out}",
-       f"--save_dir={saved}", "--model=row_lstm"], tmp_path)
-  steps = json.loads(out.read_text())["results"][0]["steps"]
-  model_config, _ = training.load_config(str(saved))
-  _, optimizer, _ = training.build_and_restore(str(saved))
-  assert model_config.model == "row_lstm"
-  assert int(optimizer.iterations.numpy()) == steps > 0
+  if extra:  # the race saved its first contestant, ours, as a train.py model_dir
+    from pixelrnn_tf import training  # pylint: disable=g-import-not-at-top
+    _, optimizer, _ = training.build_and_restore(str(tmp_path / "saved"))
+    assert int(optimizer.iterations.numpy()) == report["results"][0]["steps"] > 0
 
 
 def test_curves_reads_a_training_run(image_folder, tmp_path):
