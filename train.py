@@ -39,6 +39,8 @@ flags.DEFINE_string("preset", None, "A paper configuration from "
 flags.DEFINE_integer("num_layers", None, "Residual blocks / recurrent layers.")
 flags.DEFINE_integer("hidden_dims", None, "h: residual streams have 2h maps.")
 flags.DEFINE_integer("output_dims", None, "Maps of the 1x1 output layers.")
+flags.DEFINE_bool("conditional", False, "Condition the model on the dataset's class "
+                  "labels (gated_pixelcnn); samples cycle through the classes.")
 flags.DEFINE_integer("steps_per_loop", 500, "Steps between checkpoints/summaries.")
 flags.DEFINE_integer("eval_every_loops", 1, "Validate every N loops (0: never).")
 flags.DEFINE_integer("eval_examples", 10_000, "Images used for periodic validation.")
@@ -75,6 +77,12 @@ def _configs():
         train_config, **{n: FLAGS[n].value for n in TRAIN_FLAGS if FLAGS[n].present})
     model_config = dataclasses.replace(
         model_config, **{n: FLAGS[n].value for n in MODEL_FLAGS if FLAGS[n].present})
+    if FLAGS["conditional"].present and FLAGS.conditional != bool(
+        model_config.num_classes):
+      raise app.UsageError(
+          f"--model_dir={FLAGS.model_dir} holds a "
+          f"{'class-conditional' if model_config.num_classes else 'unconditional'}"
+          " model; drop --conditional to resume it, or use a new --model_dir.")
   else:
     train_config = training.TrainConfig(
         **{n: FLAGS[n].value for n in TRAIN_FLAGS})
@@ -82,7 +90,8 @@ def _configs():
     model_args.update({n: FLAGS[n].value for n in MODEL_FLAGS
                        if FLAGS[n].present or
                        (FLAGS[n].value is not None and n not in model_args)})
-    model_config = training.model_config_for_dataset(train_config, **model_args)
+    model_config = training.model_config_for_dataset(
+        train_config, conditional=FLAGS.conditional, **model_args)
   if FLAGS.epochs:
     ds, _ = data.load(train_config.dataset, "train", train_config.data_dir,
                       train_config.image_size)

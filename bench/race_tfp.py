@@ -133,7 +133,8 @@ def main(argv=None):
     args.minutes, args.tfp_minutes, args.eval_every_s = 0.05, None, 1.5
     args.curve_examples = args.eval_examples = 64
     images = np.random.default_rng(0).integers(0, 2, (256,) + IMAGE_SHAPE, np.uint8)
-    train_ds = val_ds = tf.data.Dataset.from_tensor_slices({"image": images})
+    train_ds = val_ds = tf.data.Dataset.from_tensor_slices(
+        {"image": images, "label": np.zeros(len(images), np.int32)})
   else:
     train_ds, _ = data.load("binarized_mnist", "train", args.data_dir)
     val_ds, _ = data.load("binarized_mnist", "validation", args.data_dir)

@@ -87,28 +87,43 @@ def load(dataset, split, data_dir=None, image_size=None):
   return _load_tfds(dataset, split, data_dir)
 
 
-def train_pipeline(ds, batch_size, seed=None, shuffle_buffer=10_000, cache=True):
+def train_pipeline(ds, batch_size, seed=None, shuffle_buffer=10_000, cache=True,
+                   labels=False):
   """Returns an infinite, shuffled, batched, prefetched stream of uint8 images.
 
-  Elements are `(images, images)` pairs, `(B, H, W, C)` uint8, the form Keras `fit`
-  takes (the model maps images to logits; the loss compares them with the images).
-  With a `seed`, every iterator over the stream yields the same images in the same
-  order (epochs run into one another through the shuffle buffer), whoever peeks
-  at it first.
+  Elements are `(inputs, images)` pairs, the form Keras `fit` takes (the model maps
+  its inputs to logits; the loss compares them with the images): `inputs` is the
+  uint8 `(B, H, W, C)` images, or with `labels` (class-conditional models) `{"images":
+  ..., "labels": int32 (B,)}`. With a `seed`, every iterator over the stream yields
+  the same images in the same order (epochs run into one another through the
+  shuffle buffer), whoever peeks at it first.
   """
-  images = ds.map(lambda ex: ex["image"], num_parallel_calls=tf.data.AUTOTUNE)
+  examples = _images_and_labels(ds)
   if cache:
-    images = images.cache()
-  images = images.repeat().shuffle(shuffle_buffer, seed=seed,
-                                   reshuffle_each_iteration=False)
-  images = images.batch(batch_size, drop_remainder=True)
-  return images.map(lambda x: (x, x)).prefetch(tf.data.AUTOTUNE)
+    examples = examples.cache()
+  examples = examples.repeat().shuffle(shuffle_buffer, seed=seed,
+                                       reshuffle_each_iteration=False)
+  examples = examples.batch(batch_size, drop_remainder=True)
+  return _model_pairs(examples, labels)
 
 
-def eval_pipeline(ds, batch_size):
-  """Returns every example once, batched (last batch may be smaller): `(x, x)`."""
-  images = ds.map(lambda ex: ex["image"], num_parallel_calls=tf.data.AUTOTUNE)
-  return images.batch(batch_size).map(lambda x: (x, x)).prefetch(tf.data.AUTOTUNE)
+def eval_pipeline(ds, batch_size, labels=False):
+  """Every example once, batched (the last batch may be smaller), as
+  `train_pipeline`'s `(inputs, images)` pairs."""
+  return _model_pairs(_images_and_labels(ds).batch(batch_size), labels)
+
+
+def _images_and_labels(ds):
+  return ds.map(lambda ex: (ex["image"], ex["label"]),
+                num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _model_pairs(batches, labels):
+  if labels:
+    pair = lambda x, y: ({"images": x, "labels": y}, x)
+  else:
+    pair = lambda x, _: (x, x)
+  return batches.map(pair).prefetch(tf.data.AUTOTUNE)
 
 
 def _tfds_spec(dataset):

@@ -14,9 +14,14 @@ whose names and tensor names are the serving contract (see docs/SERVING.md):
   sample             num_samples int32 [], seed int32 [] -> images uint8 [N, H, W, C]
   complete           images uint8 [B, H, W, C], known_rows int32 [], seed int32 []
                        -> images uint8 [B, H, W, C]
-  metadata           (no inputs) -> model, image_shape, num_levels, dataset, step,
-                       validation_nll, validation_bits_per_dim, validation_step,
-                       config_json
+  metadata           (no inputs) -> model, image_shape, num_levels, num_classes,
+                       dataset, step, validation_nll, validation_bits_per_dim,
+                       validation_step, config_json
+
+A class-conditional model (`num_classes > 0`) takes `labels int32 [B]`, the class
+of each image, as one more input of serving_default, log_prob_encoded and
+complete; its sample signature takes `labels int32 [N], seed` (one image per label)
+instead of num_samples.
 
 Every input is validated inside the graph: a bad request fails with
 `InvalidArgumentError` whose message says what was expected and what was received,
@@ -33,6 +38,7 @@ from absl import logging
 import tensorflow as tf
 
 from pixelrnn_tf import distributions
+from pixelrnn_tf import models
 from pixelrnn_tf import sampling
 from pixelrnn_tf import training
 
@@ -129,6 +135,7 @@ def _metadata(model_dir, model_config, train_config, step):
       "model": model_config.model,
       "image_shape": list(model_config.image_shape),
       "num_levels": model_config.num_levels,
+      "num_classes": model_config.num_classes,
       "dataset": train_config.dataset,
       "step": step,
       "validation_nll": nll,
@@ -165,18 +172,28 @@ class _ServingModule(tf.Module):
     self.config_asset = tf.saved_model.Asset(config_path)
     self._shape = tuple(model_config.image_shape)
     self._num_levels = model_config.num_levels
+    self._num_classes = model_config.num_classes
     self._metadata = metadata
     images = tf.TensorSpec(None, tf.uint8, name="images")  # rank checked in-graph
     scalar = lambda name: tf.TensorSpec([], tf.int32, name=name)
-    self.log_prob = tf.function(self._log_prob, input_signature=[images])
+    # A conditional model's functions take the labels last (checked in-graph).
+    labels = ([tf.TensorSpec(None, tf.int32, name="labels")] if self._num_classes
+              else [])
+    self.log_prob = tf.function(self._log_prob,
+                                input_signature=[images] + labels)
     self.log_prob_encoded = tf.function(
         self._log_prob_encoded,
-        input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
-    self.sample = tf.function(
-        self._sample, input_signature=[scalar("num_samples"), scalar("seed")])
+        input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")] +
+        labels)
+    if self._num_classes:
+      self.sample = tf.function(self._sample_classes,
+                                input_signature=labels + [scalar("seed")])
+    else:
+      self.sample = tf.function(
+          self._sample, input_signature=[scalar("num_samples"), scalar("seed")])
     self.complete = tf.function(
         self._complete,
-        input_signature=[images, scalar("known_rows"), scalar("seed")])
+        input_signature=[images, scalar("known_rows"), scalar("seed")] + labels)
     self.metadata = tf.function(self._metadata_fn, input_signature=[])
     self._signatures = {
         "serving_default": self.log_prob.get_concrete_function(),
@@ -199,12 +216,16 @@ class _ServingModule(tf.Module):
 
   # Signature bodies. ------------------------------------------------------------
 
-  def _log_prob(self, images):
-    """uint8 `(B, H, W, C)` -> log_prob `(B,)`, bits_per_dim `(B,)`, pixel_log_prob."""
-    return self._scores(self._check_images(images, "images"))
+  def _log_prob(self, images, labels=None):
+    """uint8 `(B, H, W, C)` (and their int32 `labels` `(B,)`) -> log_prob `(B,)`,
+    bits_per_dim `(B,)`, pixel_log_prob `(B, H, W, C)`."""
+    labels = self._check_labels(labels, images)
+    return self._scores(self._check_images(images, "images"), labels)
 
-  def _scores(self, images):
-    logits = self._model()(images, training=False)  # (B, H, W, C, K)
+  def _scores(self, images, labels):
+    model = self._model()
+    logits = model(models.network_inputs(model, images, labels),
+                   training=False)  # (B, H, W, C, K)
     pixel = distributions.pixel_log_prob(logits, images, self._num_levels)
     log_prob = tf.reduce_sum(pixel, axis=[1, 2, 3])  # (B,)
     return {
@@ -213,9 +234,10 @@ class _ServingModule(tf.Module):
         "pixel_log_prob": pixel,  # (B, H, W, C)
     }
 
-  def _log_prob_encoded(self, image_bytes):
-    """string `(B,)` of image files -> the outputs of `_log_prob`."""
-    return self._scores(self._decode(image_bytes))
+  def _log_prob_encoded(self, image_bytes, labels=None):
+    """string `(B,)` of image files (and their `labels`) -> `_log_prob`'s outputs."""
+    labels = self._check_labels(labels, image_bytes)
+    return self._scores(self._decode(image_bytes), labels)
 
   def _sample(self, num_samples, seed):
     """Draws uint8 `(num_samples, H, W, C)`; the same seed gives the same images."""
@@ -224,15 +246,26 @@ class _ServingModule(tf.Module):
                              self._num_levels, tf.stack([seed, 0]))
     return {"images": images}
 
-  def _complete(self, images, known_rows, seed):
-    """Keeps rows `< known_rows` of uint8 `(B, H, W, C)` and re-samples the rest."""
+  def _sample_classes(self, labels, seed):
+    """Draws one uint8 `(H, W, C)` image of each class in `labels` `(N,)`."""
+    num_samples = _checked_scalar(tf.size(labels), "num_labels", 1,
+                                  MAX_SAMPLES)
+    labels = self._check_labels(labels, tf.zeros([num_samples]))
+    images = sampling.sample(self._model(), num_samples, self._shape,
+                             self._num_levels, tf.stack([seed, 0]), labels)
+    return {"images": images}
+
+  def _complete(self, images, known_rows, seed, labels=None):
+    """Keeps rows `< known_rows` of uint8 `(B, H, W, C)` and re-samples the rest
+    (given each image's class in `labels` for a conditional model)."""
     height, width, channels = self._shape
+    labels = self._check_labels(labels, images)
     images = self._check_images(images, "images")
     known_rows = _checked_scalar(known_rows, "known_rows", 0, height,
                                  " (the image height)")
     start = known_rows * width * channels  # flat raster/RGB index
     images = sampling.complete(self._model(), images, start, self._num_levels,
-                               tf.stack([seed, 0]))
+                               tf.stack([seed, 0]), labels)
     return {"images": images}
 
   def _metadata_fn(self):
@@ -241,6 +274,7 @@ class _ServingModule(tf.Module):
         "model": tf.constant(m["model"]),
         "image_shape": tf.constant(m["image_shape"], tf.int32),
         "num_levels": tf.constant(m["num_levels"], tf.int32),
+        "num_classes": tf.constant(m["num_classes"], tf.int32),
         "dataset": tf.constant(m["dataset"]),
         "step": tf.constant(m["step"], tf.int64),
         "validation_nll": tf.constant(m["validation_nll"], tf.float32),
@@ -293,6 +327,35 @@ class _ServingModule(tf.Module):
     return tf.cond(valid,
                    lambda: tf.reshape(images, (-1,) + self._shape),
                    lambda: tf.zeros((1,) + self._shape, tf.uint8))  # (B, H, W, C)
+
+  def _check_labels(self, labels, images):
+    """Asserts int32 `(B,)` classes `0..num_classes-1`, one per item of the
+    request's `images` (or image files), `(B, ...)` as received; returns them
+    shaped `(B,)`. None (unconditional) stays None.
+
+    Bad images alone never fail this check: a shape error of the images is
+    reported by `_check_images`, whose data path may hold one blank image, which
+    broadcasts against the `B` labels.
+    """
+    if labels is None:
+      return None
+    batch = tf.concat([tf.shape(images), [0]], 0)[0]  # 0 for a scalar
+    shape_ok = tf.logical_and(tf.equal(tf.rank(labels), 1),
+                              tf.equal(tf.size(labels), batch))
+    range_ok = tf.reduce_all(tf.logical_and(labels >= 0,
+                                            labels < self._num_classes))
+    tf.debugging.Assert(
+        shape_ok,
+        ["Invalid `labels`. Expected int32 of shape [batch]: one class per image. "
+         "Received shape and batch:", tf.shape(labels), batch],
+        name="check_labels_shape", summarize=8)
+    tf.debugging.Assert(
+        tf.logical_or(tf.logical_not(shape_ok), range_ok),
+        [f"Invalid `labels`. Expected classes 0..{self._num_classes - 1}. "
+         "Received:", labels], name="check_labels_range", summarize=8)
+    return tf.cond(tf.logical_and(shape_ok, range_ok),
+                   lambda: tf.reshape(labels, [batch]),
+                   lambda: tf.zeros([batch], tf.int32))
 
   def _decode(self, image_bytes):
     """Decodes string `(B,)` image files to uint8 levels `(B, H, W, C)`.

@@ -2,7 +2,9 @@
 
 Every network takes uint8 images `(B, H, W, C)` and returns logits
 `(B, H, W, C, K)` (see `pixelrnn_tf.distributions`); a new family is only a new
-builder registered in `MODELS`.
+builder registered in `MODELS`. A class-conditional network (`num_classes > 0`,
+families in `CONDITIONAL_FAMILIES`) takes `{"images": ..., "labels": int32 (B,)}`
+instead (`network_inputs`).
 """
 
 import dataclasses
@@ -27,6 +29,8 @@ class ModelConfig:
     num_layers: residual blocks (PixelCNN) or recurrent layers (PixelRNNs).
     hidden_dims: `h` of the paper: residual streams have `2h` maps.
     output_dims: maps of the two 1x1 output layers before the logits.
+    num_classes: 0 (unconditional), or the number of class labels that condition
+      every layer (families in `CONDITIONAL_FAMILIES`).
   """
   model: str = "pixelcnn"
   image_shape: tuple = (28, 28, 1)
@@ -34,6 +38,7 @@ class ModelConfig:
   num_layers: int = 12
   hidden_dims: int = 16
   output_dims: int = 32
+  num_classes: int = 0
 
   def __post_init__(self):
     self.image_shape = tuple(int(d) for d in self.image_shape)
@@ -49,6 +54,14 @@ class ModelConfig:
       if getattr(self, name) < 1:
         raise ValueError(f"Invalid `{name}`. Expected >= 1. "
                          f"Received: {name}={getattr(self, name)}")
+    if self.num_classes < 0:
+      raise ValueError("Invalid `num_classes`. Expected >= 0 (0: unconditional). "
+                       f"Received: num_classes={self.num_classes}")
+    if self.num_classes and self.model not in CONDITIONAL_FAMILIES:
+      raise ValueError(
+          f"Class conditioning is implemented for {list(CONDITIONAL_FAMILIES)} (as "
+          "in van den Oord et al. 2016b), not for "
+          f"model={self.model!r}. Use --model=gated_pixelcnn, or drop --conditional.")
     if self.num_levels < 2 or self.num_levels > 256:
       raise ValueError("Invalid `num_levels`. Expected 2..256. "
                        f"Received: num_levels={self.num_levels}")
@@ -66,11 +79,42 @@ class ModelConfig:
 
 
 def build(config):
-  """Returns the `keras.Model` for `config`: uint8 `(B,H,W,C)` -> `(B,H,W,C,K)`."""
+  """Returns the `keras.Model` for `config`: uint8 `(B,H,W,C)` -> `(B,H,W,C,K)`.
+
+  With `config.num_classes`, its input is `{"images": uint8 (B,H,W,C), "labels":
+  int32 (B,)}` (see `network_inputs`).
+  """
   images = keras.Input(config.image_shape, dtype="uint8", name="images")
   x = scale_images(images, config.num_levels)
-  logits = MODELS[config.model](x, config)
-  return keras.Model(images, logits, name=config.model)
+  if not config.num_classes:
+    return keras.Model(images, MODELS[config.model](x, config), name=config.model)
+  labels = keras.Input((), dtype="int32", name="labels")
+  logits = MODELS[config.model](x, config, labels=labels)
+  return keras.Model({"images": images, "labels": labels}, logits,
+                     name=config.model)
+
+
+def is_conditional(model):
+  """Whether the network `model` (from `build`) takes class labels."""
+  return isinstance(model.input, dict)
+
+
+def network_inputs(model, images, labels=None):
+  """What `model` takes: `images`, or `{"images", "labels"}` if it is conditional.
+
+  Raises:
+    ValueError: labels missing for a conditional model, or given to another one.
+  """
+  if not is_conditional(model):
+    if labels is not None:
+      raise ValueError(f"Model {model.name!r} is unconditional; it takes no labels.")
+    return images
+  if labels is None:
+    raise ValueError(f"Model {model.name!r} is class-conditional: pass `labels`, "
+                     "int32 (B,), one class per image.")
+  # Keras takes a dict of tensors only, never tensors mixed with arrays.
+  return {"images": keras.ops.convert_to_tensor(images),
+          "labels": keras.ops.convert_to_tensor(labels, "int32")}
 
 
 def scale_images(images, num_levels):
@@ -121,7 +165,7 @@ def pixelcnn(x, config):
   return output_layers(x, config)
 
 
-def gated_pixelcnn(x, config):
+def gated_pixelcnn(x, config, labels=None):
   """Gated PixelCNN (van den Oord et al., "Conditional Image Generation with
   PixelCNN Decoders", NeurIPS 2016): a vertical and a horizontal stack, no blind spot.
 
@@ -134,7 +178,9 @@ def gated_pixelcnn(x, config):
   ones, and the gated horizontal maps go through a 1x1 mask-B conv, added to the
   layer input after the first layer. A 7-wide first layer, then `config.num_layers`
   3-wide layers, `2h` maps per stack; the horizontal stack feeds `output_layers`.
-  Class conditioning is not part of this package's models.
+
+  With `labels` (int32 `(B,)`), every layer adds a learned vector per class to the
+  pre-activations of both stacks (the paper's `V^T h` for a one-hot `h`, Eq. 4).
   """
   groups = config.num_channels
   maps = 2 * config.hidden_dims
@@ -147,6 +193,9 @@ def gated_pixelcnn(x, config):
     v = keras.layers.ZeroPadding2D(((k // 2, 0), (k // 2, k // 2)),
                                    name=f"{name}_v_pad")(vertical)
     v = keras.layers.Conv2D(2 * maps, (k // 2 + 1, k), name=f"{name}_v_conv")(v)
+    if labels is not None:
+      v = keras.layers.Add(name=f"{name}_v_conditioned")(
+          [v, _class_bias(labels, config.num_classes, 2 * maps, f"{name}_v_class")])
     # Shifted down one row: row r of the horizontal stack sees vertical rows < r.
     link = keras.layers.ZeroPadding2D(((1, 0), (0, 0)), name=f"{name}_shift")(v)
     link = keras.layers.Cropping2D(((0, 1), (0, 0)), name=f"{name}_crop")(link)
@@ -158,13 +207,22 @@ def gated_pixelcnn(x, config):
     for half, link_half in (("tanh", link[..., :maps]), ("sigmoid", link[..., maps:])):
       conv = MaskedConv2D(maps, (1, k), mask_type="A" if first else "B",
                           num_groups=groups, name=f"{name}_h_conv_{half}")
-      halves.append(keras.layers.Add(name=f"{name}_h_{half}")(
-          [conv(horizontal), link_half]))
+      pre = [conv(horizontal), link_half]
+      if labels is not None:
+        pre.append(_class_bias(labels, config.num_classes, maps,
+                               f"{name}_h_class_{half}"))
+      halves.append(keras.layers.Add(name=f"{name}_h_{half}")(pre))
     y = MaskedConv2D(maps, 1, num_groups=groups, name=f"{name}_h_out")(
         _gate(*halves, f"{name}_h_gate"))
     horizontal = y if first else keras.layers.Add(name=f"{name}_residual")(
         [horizontal, y])  # (B, H, W, 2h)
   return output_layers(horizontal, config)
+
+
+def _class_bias(labels, num_classes, maps, name):
+  """A learned vector per class, `(B, 1, 1, maps)`, to add to `(B, H, W, maps)`."""
+  bias = keras.layers.Embedding(num_classes, maps, name=name)(labels)
+  return keras.layers.Reshape((1, 1, maps), name=f"{name}_map")(bias)
 
 
 def _gate(a, b, name):
@@ -235,6 +293,7 @@ MODELS = {
     "row_lstm": row_lstm,
     "diagonal_bilstm": diagonal_bilstm,
 }
+CONDITIONAL_FAMILIES = ("gated_pixelcnn",)
 
 
 # The paper's configurations (Section 5 and Table 1): `ModelConfig` kwargs by name,

@@ -25,13 +25,14 @@ import keras
 import tensorflow as tf
 
 from pixelrnn_tf import distributions
+from pixelrnn_tf import models
 from pixelrnn_tf.layers import DiagonalBiLSTM
 from pixelrnn_tf.layers import MaskedConv2D
 from pixelrnn_tf.layers import RowLSTM
 from pixelrnn_tf.layers import recurrent
 
 
-def complete(model, images, start, num_levels, seed):
+def complete(model, images, start, num_levels, seed, labels=None):
   """Re-samples every sub-pixel at flat position >= `start` given those before it.
 
   Args:
@@ -42,13 +43,15 @@ def complete(model, images, start, num_levels, seed):
       the rows above `row`).
     num_levels: 2 or 256, as the model was trained.
     seed: int32 `(2,)` stateless seed; step `p` draws with `fold_in(seed, p)`.
+    labels: int32 `(B,)`, the class of each image, for a class-conditional model
+      (`models.is_conditional`); None otherwise.
 
   Returns:
     uint8 `(B, H, W, C)`.
   """
   if has_cached_sampler(model):
-    return complete_cached(model, images, start, num_levels, seed)
-  return complete_naive(model, images, start, num_levels, seed)
+    return complete_cached(model, images, start, num_levels, seed, labels)
+  return complete_naive(model, images, start, num_levels, seed, labels)
 
 
 def has_cached_sampler(model):
@@ -67,16 +70,17 @@ def prefers_xla(model):
   return has_cached_sampler(model) and model.name in XLA_SAMPLED_FAMILIES
 
 
-def complete_naive(model, images, start, num_levels, seed):
+def complete_naive(model, images, start, num_levels, seed, labels=None):
   """`complete` with one full forward pass of `model` per sub-pixel."""
 
   def logits_at(canvas, i, j, state):
-    return model(canvas, training=False)[:, i, j], state  # (B, C, K)
+    logits = model(models.network_inputs(model, canvas, labels), training=False)
+    return logits[:, i, j], state  # (B, C, K)
 
   return _ancestral_loop(images, start, num_levels, seed, logits_at, ())
 
 
-def complete_cached(model, images, start, num_levels, seed):
+def complete_cached(model, images, start, num_levels, seed, labels=None):
   """`complete` computing one pixel per step, for a family in `CACHED_FAMILIES`.
 
   A first forward pass over `images` fills caches of every map that a step reads at
@@ -98,7 +102,8 @@ def complete_cached(model, images, start, num_levels, seed):
   convs = {layer.name: _pixel_weights(layer.masked_kernel(), layer.bias,
                                       layer.activation)
            for layer in model.layers if isinstance(layer, MaskedConv2D)}
-  network = CACHED_FAMILIES[model.name](model, images, convs)
+  network = CACHED_FAMILIES[model.name](
+      model, models.network_inputs(model, images, labels), convs)
   scale = model.get_layer("scale")
 
   def logits_at(canvas, i, j, caches):
@@ -149,13 +154,13 @@ def _first_layer_at(convs, caches, i, j):
   return _conv_at(convs["input_conv"], caches["input_conv"], i, j)
 
 
-def _pixelcnn_caches(model, images, convs):
+def _pixelcnn_caches(model, inputs, convs):
   """`models.pixelcnn`: caches the input maps of the 7x7 and 3x3 convolutions.
 
   Its `pixel_step` runs pixel (i, j) through the residual blocks.
   """
   spatial = [name for name, w in convs.items() if w["window"] != (1, 1)]
-  maps = _layer_inputs(model, images, spatial)
+  maps = _layer_inputs(model, inputs, spatial)
   caches = {name: _pad_for_window(x, convs[name]["window"])
             for name, x in zip(spatial, maps)}
   num_blocks = sum(name.startswith("block") and name.endswith("_conv")
@@ -174,7 +179,7 @@ def _pixelcnn_caches(model, images, convs):
   return _CachedNetwork(pixel_step, caches, _image_windows(convs))
 
 
-def _row_lstm_caches(model, images, convs):
+def _row_lstm_caches(model, inputs, convs):
   """`models.row_lstm`: caches the 7x7 conv's input and, per Row LSTM layer, its
   input (read at the pixel and its left neighbour), hidden states (the previous
   row's, at columns j-1..j+1) and cell states (the previous row's, at column j).
@@ -183,7 +188,7 @@ def _row_lstm_caches(model, images, convs):
   the skips.
   """
   lstms = [layer for layer in model.layers if isinstance(layer, RowLSTM)]
-  maps = _layer_inputs(model, images, ["input_conv"] + [l.name for l in lstms])
+  maps = _layer_inputs(model, inputs, ["input_conv"] + [l.name for l in lstms])
   caches = {"input_conv": _pad_for_window(maps[0], convs["input_conv"]["window"])}
   steps = []
   for layer, x in zip(lstms, maps[1:]):
@@ -216,7 +221,7 @@ def _row_lstm_caches(model, images, convs):
   return _CachedNetwork(pixel_step, caches, _image_windows(convs))
 
 
-def _diagonal_bilstm_caches(model, images, convs):
+def _diagonal_bilstm_caches(model, inputs, convs):
   """`models.diagonal_bilstm`: caches the 7x7 conv's input and, per layer, its
   input, the left-to-right hidden and cell states (read one row up and one column
   left) and the right-to-left hidden states (read one row up).
@@ -233,7 +238,7 @@ def _diagonal_bilstm_caches(model, images, convs):
   the skips.
   """
   lstms = [layer for layer in model.layers if isinstance(layer, DiagonalBiLSTM)]
-  maps = _layer_inputs(model, images, ["input_conv"] + [l.name for l in lstms])
+  maps = _layer_inputs(model, inputs, ["input_conv"] + [l.name for l in lstms])
   padded_width = maps[0].shape[2]  # W + 1
   caches = {"input_conv": _pad_for_window(maps[0], convs["input_conv"]["window"])}
   layers = []
@@ -288,7 +293,7 @@ def _diagonal_bilstm_caches(model, images, convs):
   return _CachedNetwork(pixel_step, caches, _image_windows(convs), row_end)
 
 
-def _gated_pixelcnn_caches(model, images, convs):
+def _gated_pixelcnn_caches(model, inputs, convs):
   """`models.gated_pixelcnn`: caches each layer's vertical and horizontal stack
   inputs and the links from the vertical stack into the horizontal one.
 
@@ -296,12 +301,20 @@ def _gated_pixelcnn_caches(model, images, convs):
   the horizontal stack only at row `r + 1` (through the link), so `row_end(i,
   caches)` computes it for the whole of row `i` once the row is drawn, writing the
   next layer's vertical input and the links of row `i + 1`. Its `pixel_step` runs
-  pixel (i, j) through the horizontal stack.
+  pixel (i, j) through the horizontal stack. A class-conditional network adds each
+  image's class vectors to both stacks' pre-activations.
   """
   num_layers = sum(layer.name.endswith("_v_conv") for layer in model.layers)
 
   def layer(l, part):
     return model.get_layer(f"gated{l}_{part}")
+
+  def class_bias(l, part):
+    """Each image's class vector `(B, maps)` of layer `l`'s `part`, or 0."""
+    if not models.is_conditional(model):
+      return 0.0
+    table = tf.cast(layer(l, part).embeddings, tf.float32)
+    return tf.gather(table, inputs["labels"])
 
   vertical = [(tf.cast(layer(l, "v_conv").kernel, tf.float32),
                tf.cast(layer(l, "v_conv").bias, tf.float32),
@@ -309,7 +322,7 @@ def _gated_pixelcnn_caches(model, images, convs):
                tf.cast(layer(l, "link").bias, tf.float32)) for l in range(num_layers)]
   v_windows = [(k.shape[0], k.shape[1]) for k, _, _, _ in vertical]
   h_windows = [convs[f"gated{l}_h_conv_tanh"]["window"] for l in range(num_layers)]
-  maps = _maps(model, images,
+  maps = _maps(model, inputs,
                [layer(l, "v_pad").input for l in range(num_layers)] +
                [layer(l, "h_conv_tanh").input for l in range(1, num_layers)] +
                [layer(l, "link").output for l in range(num_layers)])
@@ -331,8 +344,10 @@ def _gated_pixelcnn_caches(model, images, convs):
         caches[h_cache] = _write_pixel(caches[h_cache], i, j, x, h_windows[l])
       link = _read_pixel(caches[f"gated{l}/link"], i, j)  # (B, 2 * maps)
       half = link.shape[-1] // 2
-      a = _conv_at(convs[f"gated{l}_h_conv_tanh"], caches[h_cache], i, j)
-      b = _conv_at(convs[f"gated{l}_h_conv_sigmoid"], caches[h_cache], i, j)
+      a = (_conv_at(convs[f"gated{l}_h_conv_tanh"], caches[h_cache], i, j) +
+           class_bias(l, "h_class_tanh"))
+      b = (_conv_at(convs[f"gated{l}_h_conv_sigmoid"], caches[h_cache], i, j) +
+           class_bias(l, "h_class_sigmoid"))
       y = _conv_at(convs[f"gated{l}_h_out"], tf.tanh(a + link[:, :half]) *
                    tf.sigmoid(b + link[:, half:]))
       x = y if l == 0 else x + y
@@ -344,6 +359,8 @@ def _gated_pixelcnn_caches(model, images, convs):
       rows = v_windows[l][0]
       slab = tf.slice(caches[v_cache], [0, i, 0, 0], [-1, rows, -1, -1])  # i-rows+1..i
       v = tf.nn.conv2d(slab, kernel, 1, "VALID")[:, 0] + bias  # (B, W, 2 * maps)
+      if models.is_conditional(model):
+        v += class_bias(l, "v_class")[:, None]  # (B, 1, 2 * maps)
       if l + 1 < num_layers:  # the next layer's vertical input, row i
         half = v.shape[-1] // 2
         gated = tf.tanh(v[..., :half]) * tf.sigmoid(v[..., half:])  # (B, W, maps)
@@ -373,14 +390,15 @@ CACHED_FAMILIES = {"pixelcnn": _pixelcnn_caches,
                    "diagonal_bilstm": _diagonal_bilstm_caches}
 
 
-def _layer_inputs(model, images, names):
+def _layer_inputs(model, inputs, names):
   """The float32 input maps `(B, H, W, C)` of the named layers of `model`."""
-  return _maps(model, images, [model.get_layer(n).input for n in names])
+  return _maps(model, inputs, [model.get_layer(n).input for n in names])
 
 
-def _maps(model, images, tensors):
-  """The values of `model`'s symbolic `tensors` for `images`, as float32."""
-  maps = keras.Model(model.input, tensors)(images, training=False)
+def _maps(model, inputs, tensors):
+  """The values of `model`'s symbolic `tensors` for `inputs` (what `model` takes:
+  `models.network_inputs`), as float32."""
+  maps = keras.Model(model.input, tensors)(inputs, training=False)
   return [tf.cast(x, tf.float32) for x in tf.nest.flatten(maps)]
 
 
@@ -467,11 +485,12 @@ def _conv_at(weights, inputs, i=None, j=None):
                                weights["bias"])
 
 
-def sample(model, num_samples, image_shape, num_levels, seed):
-  """Draws `num_samples` images, uint8 `(num_samples, H, W, C)`; same seed, same images."""
+def sample(model, num_samples, image_shape, num_levels, seed, labels=None):
+  """Draws `num_samples` images, uint8 `(num_samples, H, W, C)`; same seed, same
+  images. A class-conditional model draws image `n` of class `labels[n]`."""
   blank = tf.zeros(tf.concat([[num_samples], image_shape], 0), tf.uint8)
   blank = tf.ensure_shape(blank, (None,) + tuple(image_shape))
-  return complete(model, blank, 0, num_levels, seed)
+  return complete(model, blank, 0, num_levels, seed, labels)
 
 
 def image_grid(images, columns=None):

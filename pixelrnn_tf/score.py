@@ -61,6 +61,11 @@ class Scorer:
           f"{SIGNATURE!r} signature. Received {saved_model!r} with signatures "
           f"{sorted(self._loaded.signatures)}.")
     self._signature = self._loaded.signatures[SIGNATURE]
+    if "labels" in self._signature.structured_input_signature[1]:
+      raise ValueError(
+          f"{saved_model!r} is a class-conditional model: scoring a file needs its "
+          "class too, which this tool does not take. Call the SavedModel's "
+          f"{SIGNATURE!r} (or serving_default) signature with `labels` instead.")
 
   def score(self, paths):
     """Returns a record per path: `{"path", "nats", "bits_per_dim"}` or `{"path", "error"}`.

@@ -109,12 +109,25 @@ def load_config(model_dir):
   return models.ModelConfig(**saved["model"]), TrainConfig(**saved["train"])
 
 
-def model_config_for_dataset(train_config, **model_args):
-  """Returns a `ModelConfig` whose image shape and levels come from the dataset."""
+def model_config_for_dataset(train_config, conditional=False, **model_args):
+  """Returns a `ModelConfig` whose image shape and levels come from the dataset.
+
+  With `conditional`, the model is conditioned on the dataset's class labels.
+
+  Raises:
+    TrainingError: `conditional` but the dataset has no class labels.
+  """
   _, info = data.load(train_config.dataset, "train", train_config.data_dir,
                       train_config.image_size)
+  if conditional and not info.num_classes:
+    raise TrainingError(
+        f"Dataset {train_config.dataset!r} has no class labels, so a model cannot "
+        "be conditioned on them. Drop --conditional, or use a labelled dataset "
+        "(mnist, fashion_mnist, cifar10, or a folder with one subfolder per class).")
   return models.ModelConfig(image_shape=info.image_shape,
-                            num_levels=info.num_levels, **model_args)
+                            num_levels=info.num_levels,
+                            num_classes=info.num_classes if conditional else 0,
+                            **model_args)
 
 
 def build_and_restore(model_dir, model_config=None, learning_rate=1e-3):
@@ -201,9 +214,10 @@ def train(model_dir, model_config, train_config, strategy=None, verbose=1,
   if chief:
     save_config(model_dir, model_config, train_config)
   keras.utils.set_random_seed(train_config.seed)
-  train_ds, _ = data.load(train_config.dataset, "train", train_config.data_dir,
-                          train_config.image_size)
-  _check_image_shape(train_ds, model_config)
+  train_ds, info = data.load(train_config.dataset, "train", train_config.data_dir,
+                             train_config.image_size)
+  _check_dataset_fits(train_ds, info, model_config)
+  labels = bool(model_config.num_classes)
   policy = (distribute.mixed_precision_policy() if train_config.mixed_precision
             else "float32")
   with strategy.scope(), distribute.dtype_policy(policy):
@@ -231,12 +245,13 @@ def train(model_dir, model_config, train_config, strategy=None, verbose=1,
                           train_config.image_size)
     validation = dict(
         validation_data=data.eval_pipeline(
-            val_ds.take(train_config.eval_examples).cache(), 256),
+            val_ds.take(train_config.eval_examples).cache(), 256, labels),
         validation_freq=train_config.eval_every_loops)
   # A resumed run (step > 0) draws a new image order rather than replaying the first.
   train_input = distribute.distribute_train_dataset(
       strategy, lambda shards, index, batch_size: data.train_pipeline(
-          train_ds.shard(shards, index), batch_size, seed=train_config.seed + step),
+          train_ds.shard(shards, index), batch_size, seed=train_config.seed + step,
+          labels=labels),
       train_config.batch_size)
   start = time.time()
   fit = model.fit
@@ -304,9 +319,9 @@ def _distributed_train_step(model, strategy, num_levels, global_batch_size):
   """
   optimizer = model.optimizer
 
-  def replica_step(images):
+  def replica_step(inputs, images):
     with tf.GradientTape() as tape:
-      nll = -distributions.log_prob(model(images, training=True), images,
+      nll = -distributions.log_prob(model(inputs, training=True), images,
                                     num_levels)
       loss = tf.nn.compute_average_loss(nll, global_batch_size=global_batch_size)
       scaled = optimizer.scale_loss(loss)  # loss scaling under mixed_float16
@@ -316,8 +331,8 @@ def _distributed_train_step(model, strategy, num_levels, global_batch_size):
 
   @tf.function
   def step(iterator):
-    images, _ = next(iterator)
-    return strategy.reduce("SUM", strategy.run(replica_step, args=(images,)),
+    inputs, images = next(iterator)
+    return strategy.reduce("SUM", strategy.run(replica_step, args=(inputs, images)),
                            axis=None)
 
   return step
@@ -325,9 +340,10 @@ def _distributed_train_step(model, strategy, num_levels, global_batch_size):
 
 def _write_sample_summary(model_dir, model, model_config, train_config, step):
   seed = tf.constant([train_config.seed, step], tf.int32)
+  num_samples = train_config.summary_samples
   images = _sampler_function(lambda: sampling.sample(
-      model, train_config.summary_samples, model_config.image_shape,
-      model_config.num_levels, seed), model, train_config)()
+      model, num_samples, model_config.image_shape, model_config.num_levels, seed,
+      sample_labels(model_config, num_samples)), model, train_config)()
   grid = sampling.image_grid(to_display(images, model_config.num_levels))
   writer = tf.summary.create_file_writer(os.path.join(model_dir, "logs", "samples"))
   with writer.as_default():
@@ -351,8 +367,9 @@ def evaluate(model_dir, split=None, batch_size=256, data_dir=None):
   if not manager.latest_checkpoint:
     raise TrainingError(f"No checkpoint in {manager.directory}: train first.")
 
-  nats, count = mean_nll(model, data.eval_pipeline(ds, batch_size),
-                         model_config.num_levels, train_config.jit_compile)
+  batches = data.eval_pipeline(ds, batch_size, bool(model_config.num_classes))
+  nats, count = mean_nll(model, batches, model_config.num_levels,
+                         train_config.jit_compile)
   result = {"split": split, "num_examples": count, "nll_nats": nats,
             "bits_per_dim": float(distributions.bits_per_dim(
                 nats, model_config.image_shape)),
@@ -363,7 +380,8 @@ def evaluate(model_dir, split=None, batch_size=256, data_dir=None):
 
 
 def mean_nll(model, batches, num_levels, jit_compile=False):
-  """Exact mean `-log p(image)` in nats over `(images, images)` batches.
+  """Exact mean `-log p(image)` in nats over `(inputs, images)` batches
+  (`data.eval_pipeline`).
 
   Returns:
     `(nll_nats, num_images)`, summed in float64 over every image of `batches`.
@@ -373,13 +391,13 @@ def mean_nll(model, batches, num_levels, jit_compile=False):
   """
 
   @tf.function(jit_compile=jit_compile)
-  def batch_nll(images):
-    return -distributions.log_prob(model(images, training=False), images,
+  def batch_nll(inputs, images):
+    return -distributions.log_prob(model(inputs, training=False), images,
                                    num_levels)
 
   total, count = 0.0, 0
-  for images, _ in batches:
-    nll = batch_nll(images).numpy().astype(np.float64)
+  for inputs, images in batches:
+    nll = batch_nll(inputs, images).numpy().astype(np.float64)
     total += nll.sum()
     count += nll.size
   if not count:
@@ -391,7 +409,9 @@ def mean_nll(model, batches, num_levels, jit_compile=False):
 def write_samples(model_dir, num_samples=16, seed=0, known_rows=0, split=None):
   """Samples (or, with `known_rows` > 0, completes split images) to a PNG grid.
 
-  Writes `model_dir/samples.png` (or `completions.png`) and returns its path.
+  Writes `model_dir/samples.png` (or `completions.png`) and returns its path. A
+  class-conditional model samples image `n` of class `n % num_classes` (grid row
+  by row) and completes each split image given its own label.
   """
   model_config, train_config = load_config(model_dir)
   model, _, manager = build_and_restore(model_dir, model_config)
@@ -403,22 +423,32 @@ def write_samples(model_dir, num_samples=16, seed=0, known_rows=0, split=None):
     split = split or data.default_eval_split(train_config.dataset)
     ds, _ = data.load(train_config.dataset, split, train_config.data_dir,
                       train_config.image_size)
-    originals = next(iter(ds.map(lambda ex: ex["image"]).batch(num_samples)))
+    originals = next(iter(ds.batch(num_samples)))
+    labels = originals["label"] if model_config.num_classes else None
     width, channels = model_config.image_shape[1:]
     images = run(lambda x: sampling.complete(
-        model, x, known_rows * width * channels, model_config.num_levels, seed))(
-            originals)
+        model, x, known_rows * width * channels, model_config.num_levels, seed,
+        labels))(originals["image"])
+    originals = originals["image"]
     images = tf.concat([originals, images], axis=2)  # side by side
     name = "completions.png"
   else:
     images = run(lambda: sampling.sample(
         model, num_samples, model_config.image_shape, model_config.num_levels,
-        seed))()
+        seed, sample_labels(model_config, num_samples)))()
     name = "samples.png"
   grid = sampling.image_grid(to_display(images, model_config.num_levels))
   path = os.path.join(model_dir, name)
   tf.io.write_file(path, tf.io.encode_png(grid))
   return path
+
+
+def sample_labels(model_config, num_samples):
+  """Classes `0, 1, .., num_classes-1, 0, ..` for `num_samples` images of a
+  class-conditional model, int32 `(num_samples,)`; None for other models."""
+  if not model_config.num_classes:
+    return None
+  return tf.range(num_samples, dtype=tf.int32) % model_config.num_classes
 
 
 def _sampler_function(fn, model, train_config):
@@ -443,9 +473,14 @@ def _check_same_model(model_dir, model_config):
           "resume.")
 
 
-def _check_image_shape(ds, model_config):
+def _check_dataset_fits(ds, info, model_config):
   shape = tuple(ds.element_spec["image"].shape)
   if shape != model_config.image_shape:
     raise TrainingError(
         f"Dataset images have shape {shape} but the model expects "
         f"{model_config.image_shape}.")
+  if model_config.num_classes and info.num_classes != model_config.num_classes:
+    raise TrainingError(
+        f"The model is conditioned on {model_config.num_classes} classes but the "
+        f"dataset has {info.num_classes}. Train it on the dataset it was built for, "
+        "or start a new --model_dir.")

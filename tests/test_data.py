@@ -77,7 +77,8 @@ def _first_batches(stream, count):
 
 def test_train_pipeline_order_is_fixed_by_the_seed():
   images = np.arange(40, dtype=np.uint8).reshape(40, 1, 1, 1)
-  ds = tf.data.Dataset.from_tensor_slices({"image": images})
+  ds = tf.data.Dataset.from_tensor_slices({"image": images,
+                                           "label": np.zeros(40, np.int32)})
   stream = data.train_pipeline(ds, 8, seed=3, shuffle_buffer=40)
   first = _first_batches(stream, 6)  # 48 images: runs into the second epoch
   again = _first_batches(stream, 6)  # a second iterator over the same stream
@@ -89,3 +90,19 @@ def test_train_pipeline_order_is_fixed_by_the_seed():
   drawn = np.concatenate(first)[:40].ravel()
   assert not np.array_equal(drawn, np.arange(40))  # shuffled
   assert len(set(drawn.tolist())) > 30  # drawn from the whole set, not one window
+
+
+def test_pipelines_with_labels_keep_each_label_with_its_image():
+  images = np.arange(40, dtype=np.uint8).reshape(40, 1, 1, 1)
+  ds = tf.data.Dataset.from_tensor_slices({"image": images,
+                                           "label": np.arange(40, dtype=np.int32)})
+  train = next(iter(data.train_pipeline(ds, 8, seed=3, shuffle_buffer=40,
+                                        labels=True)))
+  evaluated = list(data.eval_pipeline(ds, 16, labels=True))
+  for inputs, targets in [train] + evaluated:
+    np.testing.assert_array_equal(inputs["images"].numpy(), targets.numpy())
+    np.testing.assert_array_equal(inputs["labels"].numpy(),
+                                  targets.numpy().reshape(-1))
+  assert sum(len(t) for _, t in evaluated) == 40
+  unlabelled, targets = next(iter(data.eval_pipeline(ds, 16)))
+  np.testing.assert_array_equal(unlabelled.numpy(), targets.numpy())

@@ -40,7 +40,8 @@ SAVED_MODEL_CLI = os.path.join(os.path.dirname(sys.executable), "saved_model_cli
 PY_FUNCTION_OPS = {"PyFunc", "PyFuncStateless", "EagerPyFunc"}
 
 
-def make_model_dir(model_dir, family, image_shape, num_levels, with_eval, seed=0):
+def make_model_dir(model_dir, family, image_shape, num_levels, with_eval, seed=0,
+                   num_classes=0):
   """Writes config.json, a checkpoint of random weights at step STEP, eval json.
 
   The weights are the initial ones plus noise (non-zero biases included), so the
@@ -51,7 +52,8 @@ def make_model_dir(model_dir, family, image_shape, num_levels, with_eval, seed=0
   """
   model_config = models.ModelConfig(model=family, image_shape=image_shape,
                                     num_levels=num_levels, num_layers=1,
-                                    hidden_dims=6, output_dims=12)
+                                    hidden_dims=6, output_dims=12,
+                                    num_classes=num_classes)
   training.save_config(model_dir, model_config,
                        training.TrainConfig(dataset="fake_test_data"))
   keras.utils.set_random_seed(seed)
@@ -273,6 +275,7 @@ def test_metadata(exports, variant):
   np.testing.assert_array_equal(m["image_shape"], e.image_shape)
   assert m["image_shape"].dtype == np.int32
   assert m["num_levels"] == e.num_levels and m["dataset"] == b"fake_test_data"
+  assert m["num_classes"] == 0
   assert m["step"] == STEP
   assert json.loads(m["config_json"])["model"]["image_shape"] == list(e.image_shape)
   if e.with_eval:
@@ -282,6 +285,46 @@ def test_metadata(exports, variant):
     assert m["validation_step"] == STEP
   else:
     assert np.isnan(m["validation_nll"]) and m["validation_step"] == -1
+
+
+@pytest.mark.parametrize("family", models.CONDITIONAL_FAMILIES)
+def test_class_conditional_export_takes_labels_everywhere(family, tmp_path):
+  shape = (6, 6, 3)
+  model = make_model_dir(str(tmp_path / "model"), family, shape, 256, False,
+                         num_classes=3)
+  loaded = tf.saved_model.load(export.export(str(tmp_path / "model"),
+                                             str(tmp_path / "export")))
+  call = lambda name, **inputs: {k: v.numpy() for k, v in loaded.signatures[name](
+      **{k: tf.constant(v) for k, v in inputs.items()}).items()}
+  rng = np.random.default_rng(0)
+  images = rng.integers(0, 256, (3,) + shape, np.uint8)
+  labels = np.array([2, 0, 1], np.int32)
+  logits = model(models.network_inputs(model, images, labels), training=False)
+  expected = distributions.log_prob(logits, images, 256).numpy()
+  out = call("serving_default", images=images, labels=labels)
+  np.testing.assert_allclose(out["log_prob"], expected, rtol=1e-5)
+  other = call("serving_default", images=images, labels=labels[::-1].copy())
+  assert np.abs(other["log_prob"] - expected).max() > 1e-3
+  pngs = [tf.io.encode_png(image).numpy() for image in images]
+  encoded = call("log_prob_encoded", image_bytes=np.array(pngs, object),
+                 labels=labels)
+  np.testing.assert_allclose(encoded["log_prob"], expected, rtol=1e-5)
+  first = call("sample", labels=labels, seed=np.int32(4))["images"]
+  again = call("sample", labels=labels, seed=np.int32(4))["images"]
+  assert first.shape == (3,) + shape
+  np.testing.assert_array_equal(first, again)
+  completed = call("complete", images=images, labels=labels,
+                   known_rows=np.int32(2), seed=np.int32(1))["images"]
+  np.testing.assert_array_equal(completed[:, :2], images[:, :2])
+  assert call("metadata")["num_classes"] == 3
+  for bad, message in (([0, 3, 1], "Expected classes 0..2"),
+                       ([0, 1], "one class per image")):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+      call("serving_default", images=images, labels=np.array(bad, np.int32))
+  with pytest.raises(tf.errors.InvalidArgumentError, match="Invalid `images`"):
+    call("serving_default", images=images[..., :1].copy(), labels=labels)
+  with pytest.raises(ValueError, match="class-conditional model"):
+    score.Scorer(os.path.join(str(tmp_path / "export"), "1"))
 
 
 # Bad input: InvalidArgumentError with what was expected. ----------------------------

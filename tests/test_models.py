@@ -1,6 +1,7 @@
 """Every model family: causality by perturbation, normalization, likelihood identities.
 
-Parametrized over `models.MODELS`, so a newly registered family is covered at once.
+Parametrized over `models.MODELS` (and the class-conditional variant of each family
+in `models.CONDITIONAL_FAMILIES`), so a newly registered family is covered at once.
 """
 
 import itertools
@@ -13,12 +14,22 @@ from pixelrnn_tf import distributions
 from pixelrnn_tf import models
 
 FAMILIES = sorted(models.MODELS)
+# (family, num_classes): every family unconditional, and conditioned on 3 classes.
+VARIANTS = [(f, 0) for f in FAMILIES] + [(f, 3) for f in models.CONDITIONAL_FAMILIES]
+VARIANT_IDS = [f"{f}{'-classes' if n else ''}" for f, n in VARIANTS]
+LABEL = 2  # every image's class when a test runs a conditional model
 
 
-def small_config(family, channels, num_levels, size=6):
+def small_config(family, channels, num_levels, size=6, num_classes=0):
   return models.ModelConfig(model=family, image_shape=(size, size, channels),
                             num_levels=num_levels, num_layers=2, hidden_dims=6,
-                            output_dims=12)
+                            output_dims=12, num_classes=num_classes)
+
+
+def logits_of(model, images, label=LABEL):
+  """`model`'s logits for `images`, all of class `label` if it is conditional."""
+  labels = np.full(len(images), label) if models.is_conditional(model) else None
+  return model(models.network_inputs(model, images, labels))
 
 
 def build_random(config, seed=0):
@@ -32,12 +43,12 @@ def random_images(config, n, seed=0):
                       dtype=np.uint8)
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family, num_classes", VARIANTS, ids=VARIANT_IDS)
 @pytest.mark.parametrize("channels", [1, 3])
-def test_causality_by_perturbation(family, channels):
+def test_causality_by_perturbation(family, num_classes, channels):
   """Changing x[i, j, c] moves no conditional at or before (i, j, c)."""
   num_levels = 2 if channels == 1 else 256
-  config = small_config(family, channels, num_levels)
+  config = small_config(family, channels, num_levels, num_classes=num_classes)
   model = build_random(config)
   h, w, _ = config.image_shape
   image = random_images(config, 1)[0]
@@ -49,7 +60,7 @@ def test_causality_by_perturbation(family, channels):
     perturbed = image.copy()
     perturbed[i, j, c] = (int(image[i, j, c]) + num_levels // 2) % num_levels
     batch.append(perturbed)
-  logits = model(np.stack(batch)).numpy()  # (1 + T, H, W, C, K)
+  logits = logits_of(model, np.stack(batch)).numpy()  # (1 + T, H, W, C, K)
   flat = logits.reshape(len(batch), h * w * channels, -1)  # raster/RGB order
   for t, (i, j, c) in enumerate(targets, start=1):
     p = (i * w + j) * channels + c
@@ -61,13 +72,14 @@ def test_causality_by_perturbation(family, channels):
       assert np.abs(flat[t, p + 1:] - flat[0, p + 1:]).max() > 1e-6
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family, num_classes", VARIANTS, ids=VARIANT_IDS)
 @pytest.mark.parametrize("channels, num_levels", [(1, 2), (3, 256)])
-def test_conditionals_are_normalized(family, channels, num_levels):
-  config = small_config(family, channels, num_levels, size=4)
+def test_conditionals_are_normalized(family, num_classes, channels, num_levels):
+  config = small_config(family, channels, num_levels, size=4,
+                        num_classes=num_classes)
   model = build_random(config)
   images = random_images(config, 2)
-  dist = distributions.conditionals(model(images), num_levels)
+  dist = distributions.conditionals(logits_of(model, images), num_levels)
   values = np.arange(num_levels).reshape((num_levels, 1, 1, 1, 1))
   probs = tf.exp(dist.log_prob(values * np.ones_like(images, np.int32)))
   np.testing.assert_allclose(tf.reduce_sum(probs, axis=0), 1.0, atol=1e-5)
@@ -88,19 +100,35 @@ def test_log_prob_is_sum_of_pixel_log_probs(family, channels, num_levels):
   np.testing.assert_allclose(loss, -tf.reduce_mean(total), rtol=1e-5)
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family, num_classes", VARIANTS, ids=VARIANT_IDS)
 @pytest.mark.parametrize("shape", [(3, 3, 1), (2, 2, 3)])
-def test_probabilities_of_all_binary_images_sum_to_one(family, shape):
-  """End to end: any leak of the future anywhere makes this sum differ from 1."""
+def test_probabilities_of_all_binary_images_sum_to_one(family, num_classes, shape):
+  """End to end: any leak of the future anywhere makes this sum differ from 1
+  (for a conditional model, for each class)."""
   config = models.ModelConfig(model=family, image_shape=shape, num_levels=2,
-                              num_layers=2, hidden_dims=6, output_dims=12)
+                              num_layers=2, hidden_dims=6, output_dims=12,
+                              num_classes=num_classes)
   model = build_random(config, seed=3)
   size = int(np.prod(shape))
   images = np.array(list(itertools.product([0, 1], repeat=size)),
                     np.uint8).reshape((-1,) + shape)  # every binary image
-  log_p = distributions.log_prob(model(images), images, 2)
+  log_p = distributions.log_prob(logits_of(model, images), images, 2)
   np.testing.assert_allclose(tf.reduce_sum(tf.exp(tf.cast(log_p, tf.float64))), 1.0,
                              rtol=1e-4)
+
+
+@pytest.mark.parametrize("family", models.CONDITIONAL_FAMILIES)
+def test_class_conditioning_reaches_every_conditional(family):
+  """The class moves the first conditional (no pixel context yet) and the last."""
+  config = small_config(family, 3, 256, num_classes=3)
+  model = build_random(config)
+  images = random_images(config, 1)
+  by_class = [logits_of(model, images, label).numpy() for label in range(3)]
+  for a, b in itertools.combinations(by_class, 2):
+    assert np.abs(a[0, 0, 0, 0] - b[0, 0, 0, 0]).max() > 1e-4
+    assert np.abs(a[0, -1, -1, -1] - b[0, -1, -1, -1]).max() > 1e-4
+  with pytest.raises(ValueError, match="class-conditional: pass `labels`"):
+    models.network_inputs(model, images)
 
 
 def test_model_config_errors_are_clear():
@@ -110,11 +138,16 @@ def test_model_config_errors_are_clear():
     models.ModelConfig(image_shape=(8, 8, 2))
   with pytest.raises(ValueError, match="Invalid `num_levels`"):
     models.ModelConfig(num_levels=1)
+  with pytest.raises(ValueError, match="Invalid `num_classes`"):
+    models.ModelConfig(model="gated_pixelcnn", num_classes=-1)
+  with pytest.raises(ValueError, match="Class conditioning is implemented for"):
+    models.ModelConfig(model="pixelcnn", num_classes=10)
 
 
 def test_config_json_round_trip():
-  config = small_config("pixelcnn", 3, 256)
-  assert models.ModelConfig.from_json(config.to_json()) == config
+  for config in (small_config("pixelcnn", 3, 256),
+                 small_config("gated_pixelcnn", 1, 2, num_classes=10)):
+    assert models.ModelConfig.from_json(config.to_json()) == config
 
 
 def _earlier_pixels_that_move(model, image, target):

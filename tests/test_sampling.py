@@ -50,13 +50,14 @@ def test_sampler_compiles_with_xla_and_is_deterministic():
   assert set(np.unique(first)) <= {0, 1}
 
 
-def randomized_model(image_shape, num_levels, family="pixelcnn", num_layers=2):
+def randomized_model(image_shape, num_levels, family="pixelcnn", num_layers=2,
+                     num_classes=0):
   """A model whose every weight and bias is random (zero biases hide bugs)."""
   tf.keras.utils.set_random_seed(1)
   model = models.build(models.ModelConfig(model=family, image_shape=image_shape,
                                           num_levels=num_levels,
                                           num_layers=num_layers, hidden_dims=4,
-                                          output_dims=8))
+                                          output_dims=8, num_classes=num_classes))
   rng = np.random.default_rng(2)
   for v in model.weights:
     v.assign(rng.normal(0.0, 0.5, v.shape).astype(np.float32))
@@ -79,6 +80,26 @@ def test_cached_sampler_draws_what_the_naive_sampler_draws(image_shape, num_leve
   np.testing.assert_array_equal(cached[:, :known_rows], images[:, :known_rows])
   # The images are not constant: the comparison covers varied values.
   assert len(np.unique(naive[:, known_rows:])) > 1
+
+
+@pytest.mark.parametrize("family", models.CONDITIONAL_FAMILIES)
+@pytest.mark.parametrize("image_shape,num_levels", [((6, 5, 1), 2), ((4, 3, 3), 256)])
+def test_cached_sampler_draws_what_the_naive_sampler_draws_given_classes(
+    family, image_shape, num_levels):
+  model = randomized_model(image_shape, num_levels, family, num_classes=3)
+  images = np.random.default_rng(3).integers(0, num_levels, (4,) + image_shape,
+                                             dtype=np.uint8)
+  labels = np.array([0, 1, 2, 1], np.int32)
+  start = image_shape[1] * image_shape[2]  # keep the first row
+  seed = tf.constant([5, 0])
+  draw = lambda sampler, labels: sampler(model, images, start, num_levels, seed,
+                                         labels).numpy()
+  cached = draw(sampling.complete_cached, labels)
+  np.testing.assert_array_equal(cached, draw(sampling.complete_naive, labels))
+  # The classes steer the draws (same seed, other classes, other images).
+  assert (draw(sampling.complete_cached, labels[::-1]) != cached).any()
+  with pytest.raises(ValueError, match="class-conditional: pass `labels`"):
+    sampling.sample(model, 2, image_shape, num_levels, seed)
 
 
 @pytest.mark.parametrize("family", sorted(sampling.CACHED_FAMILIES))

@@ -15,6 +15,7 @@ import tensorflow as tf
 from pixelrnn_tf import data
 from pixelrnn_tf import distributions
 from pixelrnn_tf import models
+from pixelrnn_tf import sampling
 from pixelrnn_tf import training
 
 from conftest import REPO
@@ -85,6 +86,46 @@ def test_train_writes_config_checkpoints_logs_and_eval_json(image_folder, tmp_pa
   nll = -distributions.log_prob(model(images), images, 256).numpy().mean()
   np.testing.assert_allclose(result["nll_nats"], nll, rtol=1e-5)
   np.testing.assert_allclose(result["bits_per_dim"], nll / (64 * np.log(2)), rtol=1e-5)
+
+
+def test_class_conditional_model_learns_and_samples_its_classes(image_folder,
+                                                               tmp_path):
+  # Class a has stripes of 200 on even rows, class b of 50: the label says which.
+  train_config = tiny_train_config(image_folder, train_steps=150, steps_per_loop=50,
+                                   learning_rate=1e-2)
+  model_config = training.model_config_for_dataset(
+      train_config, conditional=True, model="gated_pixelcnn", **TINY)
+  assert model_config.num_classes == 2
+  model_dir = str(tmp_path / "run")
+  model = training.train(model_dir, model_config, train_config, verbose=0)
+  result = training.evaluate(model_dir, "validation")
+  ds, _ = data.load(f"folder:{image_folder}", "validation", image_size=8)
+  batch = next(iter(ds.batch(16)))
+
+  def nll(labels):
+    logits = model(models.network_inputs(model, batch["image"], labels))
+    return -distributions.log_prob(logits, batch["image"], 256).numpy().mean()
+
+  np.testing.assert_allclose(result["nll_nats"], nll(batch["label"]), rtol=1e-5)
+  assert nll(1 - batch["label"]) > result["nll_nats"] + 20, result
+  images = sampling.sample(model, 4, (8, 8, 1), 256, tf.constant([0, 0]),
+                           labels=[0, 1, 0, 1]).numpy().astype(float)
+  assert images[[0, 2], ::2].mean() > images[[1, 3], ::2].mean() + 50
+  assert os.path.getsize(training.write_samples(model_dir, num_samples=4)) > 0
+  assert os.path.getsize(training.write_samples(model_dir, 4, known_rows=4)) > 0
+
+
+def test_conditional_needs_a_labelled_dataset(image_folder, tmp_path):
+  one_class = f"folder:{image_folder}/train/a"  # no class subfolders
+  result = run_train_py([f"--model_dir={tmp_path}/m", "--conditional",
+                         "--model=gated_pixelcnn", f"--dataset={one_class}",
+                         "--image_size=8"])
+  assert result.returncode != 0
+  assert "has no class labels" in result.stderr
+  result = run_train_py([f"--model_dir={tmp_path}/m", "--conditional",
+                         f"--dataset=folder:{image_folder}", "--image_size=8"])
+  assert result.returncode != 0
+  assert "Class conditioning is implemented for ['gated_pixelcnn']" in result.stderr
 
 
 def test_training_continues_from_checkpoint_not_from_zero(image_folder, tmp_path):
