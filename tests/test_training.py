@@ -122,10 +122,6 @@ def test_conditional_needs_a_labelled_dataset(image_folder, tmp_path):
                          "--image_size=8"])
   assert result.returncode != 0
   assert "has no class labels" in result.stderr
-  result = run_train_py([f"--model_dir={tmp_path}/m", "--conditional",
-                         f"--dataset=folder:{image_folder}", "--image_size=8"])
-  assert result.returncode != 0
-  assert "Class conditioning is implemented for ['gated_pixelcnn']" in result.stderr
 
 
 def test_training_continues_from_checkpoint_not_from_zero(image_folder, tmp_path):
