@@ -82,7 +82,8 @@ def _configs():
       raise app.UsageError(
           f"--model_dir={FLAGS.model_dir} holds a "
           f"{'class-conditional' if model_config.num_classes else 'unconditional'}"
-          " model; drop --conditional to resume it, or use a new --model_dir.")
+          " model; drop the --[no]conditional flag to resume it, or use a new "
+          "--model_dir.")
   else:
     train_config = training.TrainConfig(
         **{n: FLAGS[n].value for n in TRAIN_FLAGS})
