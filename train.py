@@ -79,11 +79,10 @@ def _configs():
         model_config, **{n: FLAGS[n].value for n in MODEL_FLAGS if FLAGS[n].present})
     if FLAGS["conditional"].present and FLAGS.conditional != bool(
         model_config.num_classes):
+      kind = "a class-conditional" if model_config.num_classes else "an unconditional"
       raise app.UsageError(
-          f"--model_dir={FLAGS.model_dir} holds a "
-          f"{'class-conditional' if model_config.num_classes else 'unconditional'}"
-          " model; drop the --[no]conditional flag to resume it, or use a new "
-          "--model_dir.")
+          f"--model_dir={FLAGS.model_dir} holds {kind} model; drop the "
+          "--[no]conditional flag to resume it, or use a new --model_dir.")
   else:
     train_config = training.TrainConfig(
         **{n: FLAGS[n].value for n in TRAIN_FLAGS})

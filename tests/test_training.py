@@ -122,6 +122,13 @@ def test_conditional_needs_a_labelled_dataset(image_folder, tmp_path):
                          "--image_size=8"])
   assert result.returncode != 0
   assert "has no class labels" in result.stderr
+  # Resuming a model_dir never switches it to or from class conditioning.
+  model_dir = str(tmp_path / "plain")
+  train_config = tiny_train_config(image_folder, train_steps=3)
+  training.train(model_dir, tiny_model_config(train_config), train_config, verbose=0)
+  result = run_train_py([f"--model_dir={model_dir}", "--conditional"])
+  assert result.returncode != 0
+  assert "holds an unconditional model" in result.stderr
 
 
 def test_training_continues_from_checkpoint_not_from_zero(image_folder, tmp_path):
