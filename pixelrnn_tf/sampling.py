@@ -309,13 +309,18 @@ def _gated_pixelcnn_caches(model, inputs, convs):
   def layer(l, part):
     return model.get_layer(f"gated{l}_{part}")
 
-  def class_bias(l, part):
-    """Each image's class vector `(B, maps)` of layer `l`'s `part`, or 0."""
-    if not models.is_conditional(model):
-      return 0.0
-    table = tf.cast(layer(l, part).embeddings, tf.float32)
-    return tf.gather(table, inputs["labels"])
+  def class_vectors(part):
+    """Per layer, each image's class vector `(B, maps)` of its `part`."""
+    return [tf.gather(tf.cast(layer(l, part).embeddings, tf.float32),
+                      inputs["labels"]) for l in range(num_layers)]
 
+  # Looked up once here, not in every step.
+  if models.is_conditional(model):
+    h_class = list(zip(class_vectors("h_class_tanh"),
+                       class_vectors("h_class_sigmoid")))
+    v_class = [c[:, None] for c in class_vectors("v_class")]  # (B, 1, 2 * maps)
+  else:
+    h_class, v_class = [(0.0, 0.0)] * num_layers, [0.0] * num_layers
   vertical = [(tf.cast(layer(l, "v_conv").kernel, tf.float32),
                tf.cast(layer(l, "v_conv").bias, tf.float32),
                tf.cast(layer(l, "link").kernel[0, 0], tf.float32),
@@ -345,9 +350,9 @@ def _gated_pixelcnn_caches(model, inputs, convs):
       link = _read_pixel(caches[f"gated{l}/link"], i, j)  # (B, 2 * maps)
       half = link.shape[-1] // 2
       a = (_conv_at(convs[f"gated{l}_h_conv_tanh"], caches[h_cache], i, j) +
-           class_bias(l, "h_class_tanh"))
+           h_class[l][0])
       b = (_conv_at(convs[f"gated{l}_h_conv_sigmoid"], caches[h_cache], i, j) +
-           class_bias(l, "h_class_sigmoid"))
+           h_class[l][1])
       y = _conv_at(convs[f"gated{l}_h_out"], tf.tanh(a + link[:, :half]) *
                    tf.sigmoid(b + link[:, half:]))
       x = y if l == 0 else x + y
@@ -358,9 +363,7 @@ def _gated_pixelcnn_caches(model, inputs, convs):
       v_cache = "image_v" if l == 0 else f"gated{l}/v"
       rows = v_windows[l][0]
       slab = tf.slice(caches[v_cache], [0, i, 0, 0], [-1, rows, -1, -1])  # i-rows+1..i
-      v = tf.nn.conv2d(slab, kernel, 1, "VALID")[:, 0] + bias  # (B, W, 2 * maps)
-      if models.is_conditional(model):
-        v += class_bias(l, "v_class")[:, None]  # (B, 1, 2 * maps)
+      v = tf.nn.conv2d(slab, kernel, 1, "VALID")[:, 0] + bias + v_class[l]
       if l + 1 < num_layers:  # the next layer's vertical input, row i
         half = v.shape[-1] // 2
         gated = tf.tanh(v[..., :half]) * tf.sigmoid(v[..., half:])  # (B, W, maps)
