@@ -1,9 +1,9 @@
-"""Training-step throughput of PixelCNN vs Row LSTM vs Diagonal BiLSTM, with and
-without XLA and mixed precision.
+"""Training-step throughput of every model family, with and without XLA and mixed
+precision.
 
 Times `model.train_on_batch` (Adam, `NegativeLogLikelihood`) on a fixed batch of
-random binary 28x28x1 images, for the three families at similar parameter counts
-(about 72k-80k), each with `jit_compile` off and on and in float32 and in the
+random binary 28x28x1 images, for the families at similar parameter counts (about
+72k-93k), each with `jit_compile` off and on and in float32 and in the
 machine's mixed policy (`mixed_bfloat16` on CPU/TPU, `mixed_float16` on GPU). Prints
 a Markdown table; the numbers and the machine go to a JSON file.
 
@@ -32,10 +32,12 @@ from pixelrnn_tf import distributions  # pylint: disable=g-import-not-at-top
 from pixelrnn_tf import models  # pylint: disable=g-import-not-at-top
 
 IMAGE_SHAPE = (28, 28, 1)
-# (model, num_layers, hidden_dims): similar parameter counts; the recurrent ones are
-# the paper's binarized-MNIST 7 layers x h=16.
-FULL = (("pixelcnn", 10, 24), ("row_lstm", 7, 16), ("diagonal_bilstm", 7, 16))
-QUICK = (("pixelcnn", 1, 8), ("row_lstm", 1, 8), ("diagonal_bilstm", 1, 8))
+# (model, num_layers, hidden_dims): similar parameter counts. The Row LSTM and the
+# Diagonal BiLSTM are the paper's binarized-MNIST 7 layers x h=16; the multi-scale
+# model has two Row LSTM networks (and an upsampling one), so 3 layers each.
+FULL = (("pixelcnn", 10, 24), ("gated_pixelcnn", 3, 16), ("row_lstm", 7, 16),
+        ("diagonal_bilstm", 7, 16), ("multiscale", 3, 16))
+QUICK = tuple((name, 1, 8) for name, _, _ in FULL)
 
 
 def time_model(name, num_layers, hidden_dims, batch_size, warmup, steps, jit_compile,

@@ -11,11 +11,17 @@ import dataclasses
 import json
 
 import keras
+import numpy as np
 
 from pixelrnn_tf import distributions
 from pixelrnn_tf.layers import DiagonalBiLSTM
 from pixelrnn_tf.layers import MaskedConv2D
+from pixelrnn_tf.layers import PlaceSubsampled
 from pixelrnn_tf.layers import RowLSTM
+from pixelrnn_tf.layers import ShiftDown
+from pixelrnn_tf.layers import SliceAxis
+from pixelrnn_tf.layers import Subsample
+from pixelrnn_tf.layers import scales
 
 
 @dataclasses.dataclass
@@ -62,6 +68,12 @@ class ModelConfig:
           f"Class conditioning is implemented for {list(CONDITIONAL_FAMILIES)} (as "
           "in van den Oord et al. 2016b), not for "
           f"model={self.model!r}. Use --model=gated_pixelcnn, or drop --conditional.")
+    if self.model == "multiscale" and any(
+        d % MULTISCALE_FACTOR for d in self.image_shape[:2]):
+      raise ValueError(
+          f"Invalid `image_shape` for model='multiscale'. Expected H and W divisible "
+          f"by {MULTISCALE_FACTOR} (the small image is x[::{MULTISCALE_FACTOR}, "
+          f"::{MULTISCALE_FACTOR}]). Received: image_shape={self.image_shape}")
     if self.num_levels < 2 or self.num_levels > 256:
       raise ValueError("Invalid `num_levels`. Expected 2..256. "
                        f"Received: num_levels={self.num_levels}")
@@ -197,14 +209,15 @@ def gated_pixelcnn(x, config, labels=None):
       v = keras.layers.Add(name=f"{name}_v_conditioned")(
           [v, _class_bias(labels, config.num_classes, 2 * maps, f"{name}_v_class")])
     # Shifted down one row: row r of the horizontal stack sees vertical rows < r.
-    link = keras.layers.ZeroPadding2D(((1, 0), (0, 0)), name=f"{name}_shift")(v)
-    link = keras.layers.Cropping2D(((0, 1), (0, 0)), name=f"{name}_crop")(link)
+    link = ShiftDown(name=f"{name}_shift")(v)
     link = keras.layers.Conv2D(2 * maps, 1, name=f"{name}_link")(link)
-    vertical = _gate(v[..., :maps], v[..., maps:], f"{name}_v_gate")
+    # Halves by `split` (gradient: a concat), not strided slices (`v[..., :maps]`):
+    # see `pixelrnn_tf.layers.shift`.
+    vertical = _gate(*keras.ops.split(v, 2, axis=-1), f"{name}_v_gate")
     # Horizontal: the tanh half and the sigmoid half, each a masked 1 x k conv plus
     # its half of the link (two convs keep colour group g on channels m of both).
     halves = []
-    for half, link_half in (("tanh", link[..., :maps]), ("sigmoid", link[..., maps:])):
+    for half, link_half in zip(("tanh", "sigmoid"), keras.ops.split(link, 2, axis=-1)):
       conv = MaskedConv2D(maps, (1, k), mask_type="A" if first else "B",
                           num_groups=groups, name=f"{name}_h_conv_{half}")
       pre = [conv(horizontal), link_half]
@@ -231,7 +244,7 @@ def _gate(a, b, name):
                                            keras.layers.Activation("sigmoid")(b)])
 
 
-def recurrent_stack(x, config, make_layer, pad_right=0):
+def recurrent_stack(x, config, make_layer, pad_right=0, conditioning=None):
   """PixelRNN body (paper Section 3.3 and Figure 5) around recurrent layers.
 
   7x7 mask-A conv to `2h` maps, then `config.num_layers` blocks: a recurrent layer
@@ -245,6 +258,9 @@ def recurrent_stack(x, config, make_layer, pad_right=0):
     make_layer: `fn(units, num_groups, name) -> layer`, `(B,H,W,2h) -> (B,H,W,h)`.
     pad_right: zero columns added right of the image before the first layer and
       cropped before the output layers (see `diagonal_bilstm`).
+    conditioning: None, or maps `(B, H, W, c)` that every recurrent layer reads
+      at each pixel: a learned 1x1 convolution of them (unmasked: they must hold
+      only what precedes every pixel) is added to the layer's input.
   """
   groups = config.num_channels
   h = config.hidden_dims
@@ -253,7 +269,11 @@ def recurrent_stack(x, config, make_layer, pad_right=0):
   x = first_layer(x, config)  # (B, H, W + pad_right, 2h)
   skips = []
   for i in range(config.num_layers):
-    y = make_layer(h, groups, f"layer{i}_lstm")(x)  # (B, H, W, h)
+    y = x
+    if conditioning is not None:
+      bias = keras.layers.Conv2D(2 * h, 1, name=f"layer{i}_bias")(conditioning)
+      y = keras.layers.Add(name=f"layer{i}_biased")([x, bias])
+    y = make_layer(h, groups, f"layer{i}_lstm")(y)  # (B, H, W, h)
     y = MaskedConv2D(2 * h, 1, num_groups=groups, name=f"layer{i}_out")(y)
     x = keras.layers.Add(name=f"layer{i}_residual")([x, y])  # (B, H, W, 2h)
     skips.append(MaskedConv2D(2 * h, 1, num_groups=groups,
@@ -263,14 +283,17 @@ def recurrent_stack(x, config, make_layer, pad_right=0):
   else:
     x = skips[0]
   if pad_right:
-    x = keras.layers.Cropping2D(((0, 0), (0, pad_right)), name="crop_right")(x)
+    x = SliceAxis(2, 0, x.shape[2] - pad_right, name="crop_right")(x)
   return output_layers(x, config)  # (B, H, W, C, K)
 
 
 def row_lstm(x, config):
   """PixelRNN with Row LSTM layers (paper Section 3.1): a triangular context."""
-  return recurrent_stack(x, config, lambda units, groups, name: RowLSTM(
-      units, num_groups=groups, name=name))
+  return recurrent_stack(x, config, _row_lstm_layer)
+
+
+def _row_lstm_layer(units, groups, name):
+  return RowLSTM(units, num_groups=groups, name=name)
 
 
 def diagonal_bilstm(x, config):
@@ -287,11 +310,74 @@ def diagonal_bilstm(x, config):
       units, num_groups=groups, name=name), pad_right=1)
 
 
+MULTISCALE_FACTOR = 2  # the small image is x[::2, ::2]
+
+
+def multiscale(x, config):
+  """Multi-scale PixelRNN (paper Section 3.5) with Row LSTM networks.
+
+  The small image `s = x[::2, ::2]` is generated first by an unconditional Row LSTM
+  network on `s` (the nested model `small`, `config`'s sizes); then the remaining
+  sub-pixels, in raster/RGB order, by a conditional Row LSTM network on the full
+  image whose every layer is biased by an upsampling network of `s` (a 3x3 conv, a
+  stride-2 transposed conv and a 3x3 conv to `2h` maps, `upsampling_network`). The
+  logits at the small image's pixels are the small network's, elsewhere the
+  conditional network's, so `p(x) = p(s) * prod p(x_ijc | s, earlier sub-pixels)`
+  exactly and the head and loss are those of every family. The generation order is
+  `generation_order("multiscale", image_shape)`.
+  """
+  small = Subsample(MULTISCALE_FACTOR, name="subsample")(x)  # (B, H/2, W/2, C)
+  small_config = dataclasses.replace(config, model="row_lstm",
+                                     image_shape=tuple(small.shape[1:]))
+  small_input = keras.Input(small_config.image_shape, name="small_image")
+  small_network = keras.Model(small_input, row_lstm(small_input, small_config),
+                              name="small")
+  conditional = recurrent_stack(
+      x, config, _row_lstm_layer,
+      conditioning=upsampling_network(small, config))  # (B, H, W, C, K)
+  return PlaceSubsampled(MULTISCALE_FACTOR, dtype="float32", name="place_small")(
+      [small_network(small), conditional])
+
+
+def upsampling_network(small, config):
+  """Maps `(B, H/2, W/2, C)` (scaled small image) to `(B, H, W, 2h)` features.
+
+  Unmasked: every output reads the whole small image, which precedes every
+  sub-pixel that the conditional network models.
+  """
+  maps = 2 * config.hidden_dims
+  y = keras.layers.Conv2D(maps, 3, padding="same", activation="relu",
+                          name="upsample_in")(small)
+  y = keras.layers.Conv2DTranspose(maps, 3, strides=MULTISCALE_FACTOR,
+                                   padding="same", activation="relu",
+                                   name="upsample_deconv")(y)
+  return keras.layers.Conv2D(maps, 3, padding="same", activation="relu",
+                             name="upsample_out")(y)
+
+
+def generation_order(family, image_shape):
+  """The order in which `family` generates the sub-pixels of an image.
+
+  Returns:
+    int `(H*W*C,)`: flat raster/RGB indices (`(i * W + j) * C + c`) in generation
+    order. Raster/RGB order itself for every family but `multiscale`, whose order
+    is the small image's sub-pixels (raster/RGB over `x[::2, ::2]`) first, then the
+    others in raster/RGB order.
+  """
+  height, width, channels = image_shape
+  flat = np.arange(height * width * channels).reshape(height, width, channels)
+  if family != "multiscale":
+    return flat.reshape(-1)
+  on_grid = scales.subsampled_positions(height, width, MULTISCALE_FACTOR)
+  return np.concatenate([flat[on_grid].reshape(-1), flat[~on_grid].reshape(-1)])
+
+
 MODELS = {
     "pixelcnn": pixelcnn,
     "gated_pixelcnn": gated_pixelcnn,
     "row_lstm": row_lstm,
     "diagonal_bilstm": diagonal_bilstm,
+    "multiscale": multiscale,
 }
 CONDITIONAL_FAMILIES = ("gated_pixelcnn",)
 

@@ -71,13 +71,24 @@ def prefers_xla(model):
 
 
 def complete_naive(model, images, start, num_levels, seed, labels=None):
-  """`complete` with one full forward pass of `model` per sub-pixel."""
+  """`complete` with one full forward pass of `model` per sub-pixel.
+
+  Sub-pixels are drawn in the generation order of `model`'s family
+  (`models.generation_order`, by `model.name`): raster/RGB order for every family
+  but `multiscale`, which draws the unknown pixels of the small image first. For
+  it, a completion is exact only when `start` is 0 or every sub-pixel of the small
+  image is known: the small network's conditionals do not read the known pixels
+  off its grid.
+  """
+  images = tf.convert_to_tensor(images, tf.uint8)
+  order = models.generation_order(getattr(model, "name", None), images.shape[1:])
 
   def logits_at(canvas, i, j, state):
     logits = model(models.network_inputs(model, canvas, labels), training=False)
     return logits[:, i, j], state  # (B, C, K)
 
-  return _ancestral_loop(images, start, num_levels, seed, logits_at, ())
+  return _ancestral_loop(images, start, num_levels, seed, logits_at, (),
+                         order=order)
 
 
 def complete_cached(model, images, start, num_levels, seed, labels=None):
@@ -406,20 +417,32 @@ def _maps(model, inputs, tensors):
 
 
 def _ancestral_loop(images, start, num_levels, seed, logits_at, state,
-                    on_drawn=None):
-  """Draws sub-pixels `start..H*W*C-1` in order into `images`.
+                    on_drawn=None, order=None):
+  """Draws the sub-pixels at flat raster/RGB index `>= start` into `images`.
 
-  `logits_at(canvas, i, j, state) -> (logits (B, C, K) at pixel (i, j), state)`
-  supplies each conditional; `on_drawn(canvas, i, j, c, state) -> state`, if
-  given, sees the canvas after each draw of sub-pixel (i, j, c).
+  They are drawn in generation `order` (flat indices, `models.generation_order`;
+  None: raster/RGB order). `logits_at(canvas, i, j, state) -> (logits (B, C, K) at
+  pixel (i, j), state)` supplies each conditional; `on_drawn(canvas, i, j, c,
+  state) -> state`, if given, sees the canvas after each draw of sub-pixel (i, j, c).
   """
   images = tf.convert_to_tensor(images, tf.uint8)
   height, width, channels = images.shape[1:]
   batch = tf.shape(images)[0]
   seed = tf.convert_to_tensor(seed, tf.int32)
   total = height * width * channels
+  start = tf.cast(start, tf.int32)
+  if order is None:
+    todo, first = tf.range(total), start  # raster order: the suffix from `start`
+  else:
+    # The kept sub-pixels (index < start) first, the rest after them in `order`:
+    # static shapes, so the loop compiles with XLA too.
+    order = tf.constant(order, tf.int32)
+    kept = tf.cast(order < start, tf.int32)
+    todo = tf.gather(order, tf.argsort(1 - kept, stable=True))
+    first = tf.reduce_sum(kept)
 
-  def step(p, canvas, state):
+  def step(k, canvas, state):
+    p = todo[k]
     i = p // (width * channels)
     j = (p // channels) % width
     c = p % channels
@@ -432,10 +455,9 @@ def _ancestral_loop(images, start, num_levels, seed, logits_at, state,
     canvas = tf.tensor_scatter_nd_update(canvas, index, tf.cast(values, tf.uint8))
     if on_drawn is not None:
       state = on_drawn(canvas, i, j, c, state)
-    return p + 1, canvas, state
+    return k + 1, canvas, state
 
-  _, images, _ = tf.while_loop(lambda p, *_: p < total, step,
-                               (tf.cast(start, tf.int32), images, state))
+  _, images, _ = tf.while_loop(lambda k, *_: k < total, step, (first, images, state))
   return images
 
 

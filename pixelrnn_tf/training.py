@@ -420,6 +420,11 @@ def write_samples(model_dir, num_samples=16, seed=0, known_rows=0, split=None):
   seed = tf.constant([seed, 0], tf.int32)
   run = lambda fn: _sampler_function(fn, model, train_config)
   if known_rows:
+    if model_config.model == "multiscale":
+      logging.warning(
+          "Completions of a multiscale model are approximate: its small image "
+          "(x[::2, ::2]) is drawn first, and those draws do not read the known "
+          "pixels off that grid.")
     split = split or data.default_eval_split(train_config.dataset)
     ds, _ = data.load(train_config.dataset, split, train_config.data_dir,
                       train_config.image_size)

@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from pixelrnn_tf import distributions
 from pixelrnn_tf import models
+from pixelrnn_tf.layers import scales
 
 FAMILIES = sorted(models.MODELS)
 # (family, num_classes): every family unconditional, and conditioned on 3 classes.
@@ -46,7 +47,8 @@ def random_images(config, n, seed=0):
 @pytest.mark.parametrize("family, num_classes", VARIANTS, ids=VARIANT_IDS)
 @pytest.mark.parametrize("channels", [1, 3])
 def test_causality_by_perturbation(family, num_classes, channels):
-  """Changing x[i, j, c] moves no conditional at or before (i, j, c)."""
+  """Changing x[i, j, c] moves no conditional at or before (i, j, c) in the family's
+  generation order (raster/RGB; the small image first for `multiscale`)."""
   num_levels = 2 if channels == 1 else 256
   config = small_config(family, channels, num_levels, num_classes=num_classes)
   model = build_random(config)
@@ -61,9 +63,10 @@ def test_causality_by_perturbation(family, num_classes, channels):
     perturbed[i, j, c] = (int(image[i, j, c]) + num_levels // 2) % num_levels
     batch.append(perturbed)
   logits = logits_of(model, np.stack(batch)).numpy()  # (1 + T, H, W, C, K)
-  flat = logits.reshape(len(batch), h * w * channels, -1)  # raster/RGB order
+  order = models.generation_order(family, config.image_shape)
+  flat = logits.reshape(len(batch), h * w * channels, -1)[:, order]  # generation order
   for t, (i, j, c) in enumerate(targets, start=1):
-    p = (i * w + j) * channels + c
+    p = list(order).index((i * w + j) * channels + c)
     np.testing.assert_allclose(flat[t, :p + 1], flat[0, :p + 1], rtol=0, atol=1e-5,
                                err_msg=f"{family}: conditional at or before {(i, j, c)} "
                                        "moved when x[i, j, c] changed")
@@ -101,7 +104,7 @@ def test_log_prob_is_sum_of_pixel_log_probs(family, channels, num_levels):
 
 
 @pytest.mark.parametrize("family, num_classes", VARIANTS, ids=VARIANT_IDS)
-@pytest.mark.parametrize("shape", [(3, 3, 1), (2, 2, 3)])
+@pytest.mark.parametrize("shape", [(2, 4, 1), (2, 2, 3)])
 def test_probabilities_of_all_binary_images_sum_to_one(family, num_classes, shape):
   """End to end: any leak of the future anywhere makes this sum differ from 1
   (for a conditional model, for each class)."""
@@ -181,3 +184,66 @@ def test_gated_pixelcnn_has_no_blind_spot(family):
       assert moved == earlier, (target, earlier - moved)
     elif target == (5, 0):
       assert (4, 5) in earlier - moved
+
+
+def _op_types(graph_def):
+  """Op types of a GraphDef and of every function in its library (loop bodies)."""
+  ops = {node.op for node in graph_def.node}
+  for function in graph_def.library.function:
+    ops |= {node.op for node in function.node_def}
+  return ops
+
+
+@pytest.mark.parametrize("family, num_classes", VARIANTS, ids=VARIANT_IDS)
+@pytest.mark.parametrize("channels, num_levels", [(1, 2), (3, 256)])
+def test_training_gradient_has_no_strided_slice_grad(family, num_classes, channels,
+                                                      num_levels):
+  """`StridedSliceGrad` was the largest op of the Diagonal BiLSTM's and the Gated
+  PixelCNN's training steps on CPU (`pixelrnn_tf.layers.shift`); no family uses it."""
+  config = small_config(family, channels, num_levels, size=4, num_classes=num_classes)
+  model = build_random(config)
+  images = tf.constant(random_images(config, 2))
+
+  @tf.function
+  def gradients(images):
+    with tf.GradientTape() as tape:
+      loss = tf.reduce_sum(logits_of(model, images))
+    return tape.gradient(loss, model.trainable_variables)
+
+  ops = _op_types(gradients.get_concrete_function(images).graph.as_graph_def())
+  assert "Conv2DBackpropFilter" in ops or "Einsum" in ops  # it is the backward graph
+  assert "StridedSliceGrad" not in ops
+
+
+def test_generation_order_puts_the_small_image_first_for_multiscale():
+  raster = models.generation_order("row_lstm", (4, 4, 1))
+  np.testing.assert_array_equal(raster, np.arange(16))
+  order = models.generation_order("multiscale", (4, 4, 2))
+  # Pixels (0,0), (0,2), (2,0), (2,2), two channels each, then the rest in raster.
+  np.testing.assert_array_equal(order[:8], [0, 1, 4, 5, 16, 17, 20, 21])
+  np.testing.assert_array_equal(np.sort(order), np.arange(32))
+  assert list(order[8:]) == sorted(order[8:])
+
+
+def test_multiscale_small_image_logits_come_from_the_small_network():
+  """At the small image's pixels the logits are the nested `small` network's, on
+  x[::2, ::2] alone; elsewhere they also depend on the small image (the
+  upsampling network's bias reaches every pixel, also those before it in raster)."""
+  config = small_config("multiscale", 1, 2)
+  model = build_random(config)
+  images = random_images(config, 2)
+  logits = model(images).numpy()
+  small = model.get_layer("small")(
+      model.get_layer("scale")(images[:, ::2, ::2])).numpy()
+  np.testing.assert_allclose(logits[:, ::2, ::2], small, rtol=1e-6, atol=1e-6)
+  changed = images.copy()
+  changed[:, 4, 4] = 1 - changed[:, 4, 4]  # a small-image pixel late in raster order
+  moved = np.abs(model(changed).numpy() - logits).max(axis=(0, 3, 4)) > 1e-6
+  # Off-grid pixels earlier in raster order: later in generation order, they see it.
+  assert moved[:4][~scales.subsampled_positions(6, 6, 2)[:4]].any()
+  assert not moved[0, 0]  # the first small-image pixel precedes it
+
+
+def test_multiscale_needs_even_sizes():
+  with pytest.raises(ValueError, match="Expected H and W divisible by 2"):
+    models.ModelConfig(model="multiscale", image_shape=(5, 4, 1))

@@ -133,41 +133,6 @@ def test_unskew_rejects_a_wrong_width():
     recurrent.unskew(tf.zeros((1, 4, 8, 2)), 6)
 
 
-def test_slice_axis_matches_numpy_slicing():
-  x = np.arange(2 * 5 * 3).reshape(2, 5, 3)
-  np.testing.assert_array_equal(recurrent.slice_axis(tf.constant(x), 1, 1, 3),
-                                x[:, 1:4])
-  np.testing.assert_array_equal(recurrent.slice_axis(tf.constant(x), -1, 0, 2),
-                                x[..., :2])
-
-
-def _op_types(graph_def):
-  """Op types of a GraphDef and of every function in its library (loop bodies)."""
-  ops = {node.op for node in graph_def.node}
-  for function in graph_def.library.function:
-    ops |= {node.op for node in function.node_def}
-  return ops
-
-
-@pytest.mark.parametrize("family", sorted(FAMILIES))
-def test_layer_gradient_has_no_strided_slice_grad(family):
-  # StridedSliceGrad made the Diagonal BiLSTM's backward pass twice as slow on CPU;
-  # the layers slice with `tf.slice`, whose gradient is a pad.
-  layer = FAMILIES[family](4)
-  x = tf.random.normal((2, 5, 6, 3))
-  layer(x)
-
-  @tf.function
-  def gradients(x):
-    with tf.GradientTape() as tape:
-      loss = tf.reduce_sum(layer(x))
-    return tape.gradient(loss, layer.trainable_variables)
-
-  ops = _op_types(gradients.get_concrete_function(x).graph.as_graph_def())
-  assert "Slice" in ops  # the check sees inside the scan's loop body
-  assert "StridedSliceGrad" not in ops
-
-
 # --- layers alone -------------------------------------------------------------------
 
 

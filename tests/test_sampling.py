@@ -1,12 +1,15 @@
 """Samplers: determinism by seed, completion keeps known rows, valid values, and the
 cached sampler draws what the naive one draws."""
 
+import itertools
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from pixelrnn_tf import distribute
+from pixelrnn_tf import distributions
 from pixelrnn_tf import models
 from pixelrnn_tf import sampling
 
@@ -146,11 +149,12 @@ def test_complete_picks_the_cached_sampler_for_every_family(monkeypatch):
   seed = tf.constant([0, 0])
   compiled = []
   for family in sorted(models.MODELS):
-    model = randomized_model((3, 3, 1), 2, family, num_layers=1)
-    sampling.sample(model, 1, (3, 3, 1), 2, seed)
+    model = randomized_model((4, 4, 1), 2, family, num_layers=1)
+    sampling.sample(model, 1, (4, 4, 1), 2, seed)
     if sampling.prefers_xla(model):
       compiled.append(family)
-  assert calls == sorted(models.MODELS) == sorted(sampling.CACHED_FAMILIES)
+  assert calls == sorted(sampling.CACHED_FAMILIES)
+  assert set(models.MODELS) - set(calls) == {"multiscale"}  # sampled naively
   assert compiled == list(sampling.XLA_SAMPLED_FAMILIES) == ["pixelcnn"]
 
 
@@ -171,3 +175,35 @@ def test_image_grid_tiles_in_rows():
   assert grid.shape == (4, 6, 1)
   np.testing.assert_array_equal(grid[:2, 2:4], images[1])
   np.testing.assert_array_equal(grid[2:, 4:], 0)  # blank fill
+
+
+def _empirical_vs_model(model, shape, num_samples, seed):
+  """Total variation between sampled binary images and the model's p(x)."""
+  size = int(np.prod(shape))
+  every = np.array(list(itertools.product([0, 1], repeat=size)),
+                   np.uint8).reshape((-1,) + shape)
+  p = np.exp(distributions.log_prob(model(every), every, 2).numpy().astype(np.float64))
+  draws = sampling.sample(model, num_samples, shape, 2, tf.constant([seed, 0]))
+  codes = draws.numpy().reshape(num_samples, size) @ (2 ** np.arange(size)[::-1])
+  freq = np.bincount(codes, minlength=2 ** size) / num_samples
+  return 0.5 * np.abs(freq - p).sum(), p
+
+
+def test_multiscale_sampler_draws_from_the_model_distribution():
+  """Draws in the multi-scale order (pixels (0, 0) and (0, 2) first) follow p(x):
+  total variation 0.028 over the 256 images with 20,000 draws; drawing the same
+  conditionals in raster order gave 0.099 (checked once by patching the order)."""
+  model = randomized_model((2, 4, 1), 2, "multiscale", num_layers=1)
+  tv, p = _empirical_vs_model(model, (2, 4, 1), 20_000, seed=3)
+  assert p.sum() == pytest.approx(1.0, abs=1e-5)
+  assert tv < 0.055, tv
+
+
+def test_multiscale_completion_keeps_known_sub_pixels():
+  model = randomized_model((4, 4, 3), 256, "multiscale", num_layers=1)
+  images = np.random.default_rng(0).integers(0, 256, (2, 4, 4, 3), np.uint8)
+  start = 1 * 4 * 3 + 2 * 3  # row 0 and pixels (1, 0), (1, 1) known
+  out = sampling.complete(model, images, start, 256, tf.constant([5, 0])).numpy()
+  flat_in, flat_out = images.reshape(2, -1), out.reshape(2, -1)
+  np.testing.assert_array_equal(flat_out[:, :start], flat_in[:, :start])
+  assert (flat_out[:, start:] != flat_in[:, start:]).all(axis=0).sum() > 20

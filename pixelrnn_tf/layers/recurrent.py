@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from pixelrnn_tf import masks
+from pixelrnn_tf.layers.shift import slice_axis
 
 NUM_GATES = 4  # i, f, o, g
 
@@ -65,19 +66,6 @@ def _gate_bias_initializer(units, unit_forget_bias):
     return keras.ops.convert_to_tensor(bias, dtype=dtype)
 
   return initializer
-
-
-def slice_axis(x, axis, begin, size):
-  """`x[..., begin:begin + size, ...]` along `axis`, as `tf.slice`.
-
-  Its gradient is a pad; a strided slice's gradient (`x[..., :n]`) was the largest
-  cost of the Diagonal BiLSTM's backward pass on CPU.
-  """
-  axis %= x.shape.rank
-  begins = [0] * x.shape.rank
-  sizes = [-1] * x.shape.rank
-  begins[axis], sizes[axis] = begin, size
-  return tf.slice(x, begins, sizes)
 
 
 def skew(x):
