@@ -23,10 +23,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from machine import markdown_table, write_report  # pylint: disable=g-import-not-at-top
 
 # name -> (num_layers, hidden_dims) as in step_time.py; tfd.PixelCNN: num_filters.
-FULL = {"pixelcnn": (10, 24), "row_lstm": (7, 16), "diagonal_bilstm": (7, 16),
-        "tfd.PixelCNN": (None, 32)}
-QUICK = {"pixelcnn": (1, 8), "row_lstm": (1, 8), "diagonal_bilstm": (1, 8),
-         "tfd.PixelCNN": (None, 4)}
+FULL = {"pixelcnn": (10, 24), "gated_pixelcnn": (3, 16), "row_lstm": (7, 16),
+        "diagonal_bilstm": (7, 16), "multiscale": (3, 16), "tfd.PixelCNN": (None, 32)}
+QUICK = {name: (None, 4) if name == "tfd.PixelCNN" else (1, 8) for name in FULL}
 
 
 def _rss_mib():

@@ -15,13 +15,15 @@ change the work) and reports images/s:
 PixelCNN (default size, 12 x h=16) runs both samplers with `jit_compile` off and on,
 `--num_samples` images, the first call (tracing, compiling) timed apart from a
 second one. The other families (gated_pixelcnn 12 x h=16, the recurrent ones at the
-paper's 7 x h=16) run the naive sampler as the package runs it (without XLA,
+paper's 7 x h=16, the multi-scale model with two 7 x h=16 Row LSTM networks) run
+the naive sampler as the package runs it (without XLA,
 `--naive_samples` images, one call) and the cached one with XLA off and on
 (`--num_samples` images, two calls). The cached and naive samplers draw the same
 images for the same seed (tests/test_sampling.py), so the ratio is pure speed.
 
   python bench/sampling.py            # full run
   python bench/sampling.py --quick    # smoke run: tiny models, 2 images of 8x8
+  python bench/sampling.py --families=multiscale,tfp   # a subset
 """
 
 import argparse
@@ -56,6 +58,8 @@ def time_calls(fn, num_images, calls=2):
 
 
 SAMPLERS = {"naive": sampling.complete_naive, "cached": sampling.complete_cached}
+FAMILIES = ("pixelcnn", "gated_pixelcnn", "row_lstm", "diagonal_bilstm", "multiscale",
+            "tfp")
 
 
 def ours(family, num_layers, hidden_dims, num_samples, image_shape, sampler,
@@ -99,6 +103,8 @@ def main(argv=None):
   parser.add_argument("--naive_samples", type=int, default=4,
                       help="Images for the other families' naive sampler.")
   parser.add_argument("--tfp_samples", type=int, default=4)
+  parser.add_argument("--families", default=",".join(FAMILIES),
+                      help="Comma-separated subset of: " + ",".join(FAMILIES))
   parser.add_argument("--out", default=os.path.join("bench", "results",
                                                     "sampling.json"))
   args = parser.parse_args(argv)
@@ -111,11 +117,17 @@ def main(argv=None):
   runs = [("pixelcnn", *pixelcnn, sampler, xla, args.num_samples, 2)
           for sampler in SAMPLERS for xla in (False, True)]
   others = [("gated_pixelcnn", *pixelcnn), ("row_lstm", *recurrent),
-            ("diagonal_bilstm", *recurrent)]
+            ("diagonal_bilstm", *recurrent), ("multiscale", *recurrent)]
   for family, *size in others:
     runs += [(family, *size, "naive", False, args.naive_samples, 1)]
     runs += [(family, *size, "cached", xla, args.num_samples, 2)
              for xla in (False, True)]
+  families = args.families.split(",")
+  unknown = set(families) - set(FAMILIES)
+  if unknown:
+    parser.error(f"Unknown --families {sorted(unknown)}; expected some of "
+                 f"{list(FAMILIES)}")
+  runs = [run for run in runs if run[0] in families]
   start = time.perf_counter()
   results = []
   for family, layers, hidden, sampler, xla, num_samples, calls in runs:
@@ -123,9 +135,10 @@ def main(argv=None):
     results.append(ours(family, layers, hidden, num_samples, image_shape, sampler,
                         xla, calls))
     print(results[-1], flush=True)
-  results.append(tfp_pixelcnn(4 if args.quick else 32, args.tfp_samples,
-                              image_shape))
-  print(results[-1], flush=True)
+  if "tfp" in families:
+    results.append(tfp_pixelcnn(4 if args.quick else 32, args.tfp_samples,
+                                image_shape))
+    print(results[-1], flush=True)
   wall_s = time.perf_counter() - start
   report = {"benchmark": "sampling", "quick": args.quick,
             "image_shape": image_shape, "wall_s": wall_s,

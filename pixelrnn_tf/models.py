@@ -2,7 +2,8 @@
 
 Every network takes uint8 images `(B, H, W, C)` and returns logits
 `(B, H, W, C, K)` (see `pixelrnn_tf.distributions`); a new family is only a new
-builder registered in `MODELS`. A class-conditional network (`num_classes > 0`,
+builder `(scaled images, config) -> logits` registered in `MODELS` (`multiscale`
+also takes the uint8 images). A class-conditional network (`num_classes > 0`,
 families in `CONDITIONAL_FAMILIES`) takes `{"images": ..., "labels": int32 (B,)}`
 instead (`network_inputs`).
 """
@@ -90,20 +91,23 @@ class ModelConfig:
     return cls(**json.loads(text))
 
 
-def build(config):
+def build(config, name=None):
   """Returns the `keras.Model` for `config`: uint8 `(B,H,W,C)` -> `(B,H,W,C,K)`.
 
   With `config.num_classes`, its input is `{"images": uint8 (B,H,W,C), "labels":
-  int32 (B,)}` (see `network_inputs`).
+  int32 (B,)}` (see `network_inputs`). The model is named `name`, by default
+  `config.model` (the samplers pick a family's cached sampler by this name).
   """
+  name = name or config.model
   images = keras.Input(config.image_shape, dtype="uint8", name="images")
   x = scale_images(images, config.num_levels)
+  if config.model == "multiscale":  # its small network reads the uint8 images
+    return keras.Model(images, multiscale(x, config, images), name=name)
   if not config.num_classes:
-    return keras.Model(images, MODELS[config.model](x, config), name=config.model)
+    return keras.Model(images, MODELS[config.model](x, config), name=name)
   labels = keras.Input((), dtype="int32", name="labels")
   logits = MODELS[config.model](x, config, labels=labels)
-  return keras.Model({"images": images, "labels": labels}, logits,
-                     name=config.model)
+  return keras.Model({"images": images, "labels": labels}, logits, name=name)
 
 
 def is_conditional(model):
@@ -313,11 +317,13 @@ def diagonal_bilstm(x, config):
 MULTISCALE_FACTOR = 2  # the small image is x[::2, ::2]
 
 
-def multiscale(x, config):
+def multiscale(x, config, images):
   """Multi-scale PixelRNN (paper Section 3.5) with Row LSTM networks.
 
-  The small image `s = x[::2, ::2]` is generated first by an unconditional Row LSTM
-  network on `s` (the nested model `small`, `config`'s sizes); then the remaining
+  `x` is the scaled image, `images` the uint8 one. The small image `s = x[::2,
+  ::2]` is generated first by an unconditional Row LSTM network on `s` (the nested
+  model `small`: `build` of a `row_lstm` config of `s`'s shape and `config`'s
+  sizes, on the uint8 small image); then the remaining
   sub-pixels, in raster/RGB order, by a conditional Row LSTM network on the full
   image whose every layer is biased by an upsampling network of `s` (a 3x3 conv, a
   stride-2 transposed conv and a 3x3 conv to `2h` maps, `upsampling_network`). The
@@ -327,16 +333,15 @@ def multiscale(x, config):
   `generation_order("multiscale", image_shape)`.
   """
   small = Subsample(MULTISCALE_FACTOR, name="subsample")(x)  # (B, H/2, W/2, C)
-  small_config = dataclasses.replace(config, model="row_lstm",
-                                     image_shape=tuple(small.shape[1:]))
-  small_input = keras.Input(small_config.image_shape, name="small_image")
-  small_network = keras.Model(small_input, row_lstm(small_input, small_config),
-                              name="small")
+  small_images = Subsample(MULTISCALE_FACTOR, name="subsample_images")(images)
+  small_network = build(dataclasses.replace(config, model="row_lstm",
+                                            image_shape=small.shape[1:]),
+                        name="small")
   conditional = recurrent_stack(
       x, config, _row_lstm_layer,
       conditioning=upsampling_network(small, config))  # (B, H, W, C, K)
   return PlaceSubsampled(MULTISCALE_FACTOR, dtype="float32", name="place_small")(
-      [small_network(small), conditional])
+      [small_network(small_images), conditional])
 
 
 def upsampling_network(small, config):

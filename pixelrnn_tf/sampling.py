@@ -22,6 +22,7 @@ import typing
 from typing import Callable
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from pixelrnn_tf import distributions
@@ -30,6 +31,7 @@ from pixelrnn_tf.layers import DiagonalBiLSTM
 from pixelrnn_tf.layers import MaskedConv2D
 from pixelrnn_tf.layers import RowLSTM
 from pixelrnn_tf.layers import recurrent
+from pixelrnn_tf.layers import scales
 
 
 def complete(model, images, start, num_levels, seed, labels=None):
@@ -55,7 +57,8 @@ def complete(model, images, start, num_levels, seed, labels=None):
 
 
 def has_cached_sampler(model):
-  """Whether `complete` samples `model` with the cached sampler."""
+  """Whether `complete` samples `model` with the cached sampler (its name is in
+  `CACHED_FAMILIES`)."""
   return isinstance(model, keras.Model) and model.name in CACHED_FAMILIES
 
 
@@ -101,19 +104,58 @@ def complete_cached(model, images, start, num_levels, seed, labels=None):
   writes the pixel's new value into the first layer's cache. A step reads only
   earlier pixels and its own, so nothing else needs updating. What the next row
   reads of a whole row (the Diagonal BiLSTM's right-to-left states, the Gated
-  PixelCNN's vertical stack) is computed once the row is drawn. Runs in float32
-  whatever the dtype policy.
+  PixelCNN's vertical stack) is computed once the row is drawn. A `multiscale`
+  model draws the unknown pixels of its small image with its small network's
+  cached sampler first, then the others with its conditional network's. Runs in
+  float32 whatever the dtype policy.
   """
   if not has_cached_sampler(model):
     raise ValueError(
         f"No cached sampler for model {model.name!r}. Expected one of "
         f"{sorted(CACHED_FAMILIES)}; use `complete_naive`.")
+  if model.name == "multiscale":
+    return _complete_multiscale(model, images, start, num_levels, seed)
+  return _complete_cached(model, model.name, images, start, num_levels, seed,
+                          labels)
+
+
+def _complete_multiscale(model, images, start, num_levels, seed):
+  """`complete_cached` of a `models.multiscale` network, in its generation order.
+
+  The small image's sub-pixels draw with `fold_in(seed, p)` of their index `p` in
+  the full image, as in `complete_naive`, so both samplers draw the same images.
+  """
+  images = tf.convert_to_tensor(images, tf.uint8)
+  height, width, channels = images.shape[1:]
+  factor = models.MULTISCALE_FACTOR
+  on_grid = scales.subsampled_positions(height, width, factor)  # (H, W)
+  on_grid = np.repeat(on_grid[..., None], channels, axis=-1)  # (H, W, C)
+  grid_index = np.flatnonzero(on_grid)  # full index of each small sub-pixel
+  small = model.get_layer("subsample_images")(images)  # (B, H/f, W/f, C)
+  small_start = tf.reduce_sum(tf.cast(
+      tf.constant(grid_index, tf.int32) < tf.cast(start, tf.int32), tf.int32))
+  small = _complete_cached(model.get_layer("small"), "row_lstm", small, small_start,
+                           num_levels, seed, seed_positions=grid_index)
+  upsampled = tf.repeat(tf.repeat(small, factor, axis=1), factor, axis=2)
+  images = tf.where(on_grid, upsampled, images)
+  # The conditional network steps through every pixel (its states need them all)
+  # and keeps the small image's values.
+  return _complete_cached(model, "row_lstm", images, start, num_levels, seed,
+                          keep=on_grid.reshape(-1))
+
+
+def _complete_cached(model, family, images, start, num_levels, seed, labels=None,
+                     seed_positions=None, keep=None):
+  """`complete_cached` with the caches of `family` (a key of `_CACHE_BUILDERS`).
+
+  `seed_positions` and `keep` go to `_ancestral_loop`.
+  """
   images = tf.convert_to_tensor(images, tf.uint8)
   _, _, width, channels = images.shape
   convs = {layer.name: _pixel_weights(layer.masked_kernel(), layer.bias,
                                       layer.activation)
            for layer in model.layers if isinstance(layer, MaskedConv2D)}
-  network = CACHED_FAMILIES[model.name](
+  network = _CACHE_BUILDERS[family](
       model, models.network_inputs(model, images, labels), convs)
   scale = model.get_layer("scale")
 
@@ -135,7 +177,7 @@ def complete_cached(model, images, start, num_levels, seed, labels=None):
                    lambda: caches)
 
   return _ancestral_loop(images, start, num_levels, seed, logits_at, network.caches,
-                         on_drawn)
+                         on_drawn, seed_positions=seed_positions, keep=keep)
 
 
 class _CachedNetwork(typing.NamedTuple):
@@ -196,10 +238,17 @@ def _row_lstm_caches(model, inputs, convs):
   row's, at columns j-1..j+1) and cell states (the previous row's, at column j).
 
   Its `pixel_step` runs pixel (i, j) through the recurrent blocks to the sum of
-  the skips.
+  the skips. In a multi-scale network's conditional stack each layer's input also
+  gets its bias map (`layer{b}_bias`, a function of the small image alone), read
+  at the pixel.
   """
   lstms = [layer for layer in model.layers if isinstance(layer, RowLSTM)]
   maps = _layer_inputs(model, inputs, ["input_conv"] + [l.name for l in lstms])
+  bias_names = [f"layer{b}_bias" for b in range(len(lstms))]
+  if any(layer.name == bias_names[0] for layer in model.layers):
+    biases = _maps(model, inputs, [model.get_layer(n).output for n in bias_names])
+  else:
+    biases = None
   caches = {"input_conv": _pad_for_window(maps[0], convs["input_conv"]["window"])}
   steps = []
   for layer, x in zip(lstms, maps[1:]):
@@ -218,7 +267,9 @@ def _row_lstm_caches(model, inputs, convs):
     x = _first_layer_at(convs, caches, i, j)
     skips = 0.0
     for b, (name, input_weights, recurrent_weights) in enumerate(steps):
-      caches[name + "/x"] = _write_pixel(caches[name + "/x"], i, j, x, _ROW_WINDOW)
+      x_in = x if biases is None else x + biases[b][:, i, j]
+      caches[name + "/x"] = _write_pixel(caches[name + "/x"], i, j, x_in,
+                                         _ROW_WINDOW)
       c_above = _read_pixel(caches[name + "/c"], i, j)  # (i - 1, j)
       pre = (_conv_at(input_weights, caches[name + "/x"], i, j) +
              _conv_at(recurrent_weights, caches[name + "/h"], i, j))  # (B, 4h)
@@ -398,10 +449,13 @@ _ROW_WINDOW, _ABOVE_3, _ABOVE_1 = (1, 3), (2, 3), (2, 1)
 # Families whose cached sampler compiles with XLA whatever `--jit_compile` says.
 XLA_SAMPLED_FAMILIES = ("pixelcnn",)
 
-CACHED_FAMILIES = {"pixelcnn": _pixelcnn_caches,
+# Family -> `(model, inputs, convs) -> _CachedNetwork`.
+_CACHE_BUILDERS = {"pixelcnn": _pixelcnn_caches,
                    "gated_pixelcnn": _gated_pixelcnn_caches,
                    "row_lstm": _row_lstm_caches,
                    "diagonal_bilstm": _diagonal_bilstm_caches}
+# Families with a cached sampler: a multi-scale network uses the Row LSTM's twice.
+CACHED_FAMILIES = (*_CACHE_BUILDERS, "multiscale")
 
 
 def _layer_inputs(model, inputs, names):
@@ -417,13 +471,15 @@ def _maps(model, inputs, tensors):
 
 
 def _ancestral_loop(images, start, num_levels, seed, logits_at, state,
-                    on_drawn=None, order=None):
+                    on_drawn=None, order=None, seed_positions=None, keep=None):
   """Draws the sub-pixels at flat raster/RGB index `>= start` into `images`.
 
   They are drawn in generation `order` (flat indices, `models.generation_order`;
   None: raster/RGB order). `logits_at(canvas, i, j, state) -> (logits (B, C, K) at
   pixel (i, j), state)` supplies each conditional; `on_drawn(canvas, i, j, c,
   state) -> state`, if given, sees the canvas after each draw of sub-pixel (i, j, c).
+  Sub-pixel `p` draws with `fold_in(seed, seed_positions[p])` (None: `p`); where
+  bool `keep[p]` (None: nowhere) it is stepped through but keeps its value.
   """
   images = tf.convert_to_tensor(images, tf.uint8)
   height, width, channels = images.shape[1:]
@@ -431,6 +487,10 @@ def _ancestral_loop(images, start, num_levels, seed, logits_at, state,
   seed = tf.convert_to_tensor(seed, tf.int32)
   total = height * width * channels
   start = tf.cast(start, tf.int32)
+  if seed_positions is not None:
+    seed_positions = tf.constant(seed_positions, tf.int32)
+  if keep is not None:
+    keep = tf.constant(keep, tf.bool)
   if order is None:
     todo, first = tf.range(total), start  # raster order: the suffix from `start`
   else:
@@ -447,9 +507,13 @@ def _ancestral_loop(images, start, num_levels, seed, logits_at, state,
     j = (p // channels) % width
     c = p % channels
     logits, state = logits_at(canvas, i, j, state)
-    draw_seed = tf.random.experimental.stateless_fold_in(seed, p)
+    seed_position = p if seed_positions is None else tf.gather(seed_positions, p)
+    draw_seed = tf.random.experimental.stateless_fold_in(seed, seed_position)
     values = distributions.sample(logits[:, c][:, None], num_levels,
                                   draw_seed)[:, 0]  # (B,)
+    if keep is not None:
+      values = tf.where(tf.gather(keep, p), tf.cast(canvas[:, i, j, c], values.dtype),
+                        values)
     index = tf.stack([tf.range(batch), tf.fill([batch], i), tf.fill([batch], j),
                       tf.fill([batch], c)], axis=1)  # (B, 4)
     canvas = tf.tensor_scatter_nd_update(canvas, index, tf.cast(values, tf.uint8))

@@ -64,7 +64,7 @@ def test_causality_by_perturbation(family, num_classes, channels):
     batch.append(perturbed)
   logits = logits_of(model, np.stack(batch)).numpy()  # (1 + T, H, W, C, K)
   order = models.generation_order(family, config.image_shape)
-  flat = logits.reshape(len(batch), h * w * channels, -1)[:, order]  # generation order
+  flat = logits.reshape(len(batch), h * w * channels, -1)[:, order]  # in that order
   for t, (i, j, c) in enumerate(targets, start=1):
     p = list(order).index((i * w + j) * channels + c)
     np.testing.assert_allclose(flat[t, :p + 1], flat[0, :p + 1], rtol=0, atol=1e-5,
@@ -233,8 +233,7 @@ def test_multiscale_small_image_logits_come_from_the_small_network():
   model = build_random(config)
   images = random_images(config, 2)
   logits = model(images).numpy()
-  small = model.get_layer("small")(
-      model.get_layer("scale")(images[:, ::2, ::2])).numpy()
+  small = model.get_layer("small")(images[:, ::2, ::2]).numpy()
   np.testing.assert_allclose(logits[:, ::2, ::2], small, rtol=1e-6, atol=1e-6)
   changed = images.copy()
   changed[:, 4, 4] = 1 - changed[:, 4, 4]  # a small-image pixel late in raster order
