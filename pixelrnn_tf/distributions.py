@@ -32,7 +32,8 @@ def conditionals(logits, num_levels):
   """
   logits = tf.cast(logits, tf.float32)
   if num_levels == 2:
-    return tfd.Bernoulli(logits=logits[..., 0], dtype=tf.int32)
+    # `squeeze`, not `logits[..., 0]`: a strided slice's gradient is slow on CPU.
+    return tfd.Bernoulli(logits=tf.squeeze(logits, -1), dtype=tf.int32)
   return tfd.Categorical(logits=logits, dtype=tf.int32)
 
 
