@@ -126,22 +126,21 @@ def _complete_multiscale(model, images, start, num_levels, seed):
   the full image, as in `complete_naive`, so both samplers draw the same images.
   """
   images = tf.convert_to_tensor(images, tf.uint8)
-  height, width, channels = images.shape[1:]
-  factor = models.MULTISCALE_FACTOR
-  on_grid = scales.subsampled_positions(height, width, factor)  # (H, W)
-  on_grid = np.repeat(on_grid[..., None], channels, axis=-1)  # (H, W, C)
-  grid_index = np.flatnonzero(on_grid)  # full index of each small sub-pixel
   small = model.get_layer("subsample_images")(images)  # (B, H/f, W/f, C)
+  # The full-image index of each small sub-pixel: the head of the generation order.
+  order = models.generation_order(model.name, images.shape[1:])
+  grid_index = order[:small.shape[1] * small.shape[2] * small.shape[3]]
   small_start = tf.reduce_sum(tf.cast(
       tf.constant(grid_index, tf.int32) < tf.cast(start, tf.int32), tf.int32))
   small = _complete_cached(model.get_layer("small"), "row_lstm", small, small_start,
                            num_levels, seed, seed_positions=grid_index)
-  upsampled = tf.repeat(tf.repeat(small, factor, axis=1), factor, axis=2)
-  images = tf.where(on_grid, upsampled, images)
+  images = scales.place_subsampled(small, images, models.MULTISCALE_FACTOR)
   # The conditional network steps through every pixel (its states need them all)
   # and keeps the small image's values.
+  keep = np.zeros(len(order), bool)
+  keep[grid_index] = True
   return _complete_cached(model, "row_lstm", images, start, num_levels, seed,
-                          keep=on_grid.reshape(-1))
+                          keep=keep)
 
 
 def _complete_cached(model, family, images, start, num_levels, seed, labels=None,
@@ -491,15 +490,12 @@ def _ancestral_loop(images, start, num_levels, seed, logits_at, state,
     seed_positions = tf.constant(seed_positions, tf.int32)
   if keep is not None:
     keep = tf.constant(keep, tf.bool)
-  if order is None:
-    todo, first = tf.range(total), start  # raster order: the suffix from `start`
-  else:
-    # The kept sub-pixels (index < start) first, the rest after them in `order`:
-    # static shapes, so the loop compiles with XLA too.
-    order = tf.constant(order, tf.int32)
-    kept = tf.cast(order < start, tf.int32)
-    todo = tf.gather(order, tf.argsort(1 - kept, stable=True))
-    first = tf.reduce_sum(kept)
+  # The known sub-pixels (index < start) first, the rest after them in `order`:
+  # static shapes, so the loop compiles with XLA too.
+  order = tf.constant(np.arange(total) if order is None else order, tf.int32)
+  known = tf.cast(order < start, tf.int32)
+  todo = tf.gather(order, tf.argsort(1 - known, stable=True))
+  first = tf.reduce_sum(known)
 
   def step(k, canvas, state):
     p = todo[k]

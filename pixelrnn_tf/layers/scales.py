@@ -1,8 +1,9 @@
 """Moving between an image and its subsampled small image (multi-scale PixelRNN).
 
 The small image of a `(B, H, W, C)` map with factor `f` holds the pixels `(f*a, f*b)`:
-`(B, H/f, W/f, C)`, `x[:, ::f, ::f]`. `Subsample` takes it; `PlaceSubsampled` puts
-per-pixel values of the small image back at those positions of a full-size map.
+`(B, H/f, W/f, C)`, `x[:, ::f, ::f]`. `Subsample` takes it; `PlaceSubsampled`
+(`place_subsampled`) puts per-pixel values of the small image back at those positions
+of a full-size map.
 """
 
 import keras
@@ -17,6 +18,22 @@ def subsampled_positions(height, width, factor):
   mask = np.zeros((height, width), bool)
   mask[::factor, ::factor] = True
   return mask
+
+
+def place_subsampled(small, full, factor):
+  """`full` `(B, H, W, ...)` with `small` `(B, H/f, W/f, ...)` at the pixels
+  `(f*a, f*b)`: `small[a, b]` there, `full` everywhere else (any dtype)."""
+  height, width = full.shape[1:3]
+  trailing = full.shape[3:]
+  # (B, H/f, 1, W/f, 1, ...) padded to (B, H/f, f, W/f, f, ...): zeros off-grid.
+  blocks = tf.expand_dims(tf.expand_dims(small, 2), 4)
+  no_pad = [[0, 0]] * len(trailing)
+  blocks = tf.pad(blocks, [[0, 0], [0, 0], [0, factor - 1], [0, 0], [0, factor - 1]]
+                  + no_pad)
+  placed = tf.reshape(blocks, [-1, height, width, *trailing])
+  on_grid = subsampled_positions(height, width, factor).reshape(
+      (1, height, width) + (1,) * len(trailing))
+  return placed + tf.cast(~on_grid, full.dtype) * full
 
 
 class _FactorLayer(keras.layers.Layer):
@@ -64,18 +81,8 @@ class PlaceSubsampled(_FactorLayer):
 
   def call(self, inputs):
     small, full = inputs
-    height, width = full.shape[1:3]
-    self._check_divides(height, width)
-    f = self.factor
-    trailing = full.shape[3:]
-    # (B, H/f, 1, W/f, 1, ...) padded to (B, H/f, f, W/f, f, ...): zeros off-grid.
-    blocks = tf.expand_dims(tf.expand_dims(small, 2), 4)
-    no_pad = [[0, 0]] * len(trailing)
-    blocks = tf.pad(blocks, [[0, 0], [0, 0], [0, f - 1], [0, 0], [0, f - 1]] + no_pad)
-    placed = tf.reshape(blocks, [-1, height, width, *trailing])
-    on_grid = subsampled_positions(height, width, f).reshape(
-        (1, height, width) + (1,) * len(trailing))
-    return placed + tf.cast(~on_grid, full.dtype) * full
+    self._check_divides(*full.shape[1:3])
+    return place_subsampled(small, full, self.factor)
 
   def compute_output_shape(self, input_shape):
     return input_shape[1]
