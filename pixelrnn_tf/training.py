@@ -43,7 +43,8 @@ class TrainConfig:
     data_dir: TFDS data dir (None: `$TFDS_DATA_DIR` or TFDS's default).
     image_size: side of folder images after resize and crop (folders only).
     batch_size: global batch size.
-    train_steps: optimizer steps in total (a resumed run counts the steps done).
+    train_steps: optimizer steps in total (a resumed run counts the steps done),
+      rounded up to a whole loop.
     learning_rate: Adam learning rate.
     steps_per_loop: steps between checkpoints and summaries (one Keras "epoch").
     eval_every_loops: validate on `eval_examples` images every this many loops
@@ -230,8 +231,7 @@ def train(model_dir, model_config, train_config, strategy=None, verbose=1,
                       model_config.num_levels, model_config.image_shape)],
                   jit_compile=train_config.jit_compile)
   step = int(optimizer.iterations.numpy())
-  loops = math.ceil(train_config.train_steps / train_config.steps_per_loop)
-  if step >= loops * train_config.steps_per_loop:
+  if step >= train_config.train_steps:
     logging.info("Already trained %d steps in %s; nothing to do.", step, model_dir)
     return model
   guard = _CheckpointAndStopOnNaN(manager, optimizer, strategy)
@@ -247,21 +247,23 @@ def train(model_dir, model_config, train_config, strategy=None, verbose=1,
         validation_data=data.eval_pipeline(
             val_ds.take(train_config.eval_examples).cache(), 256, labels),
         validation_freq=train_config.eval_every_loops)
-  # A resumed run (step > 0) draws a new image order rather than replaying the first.
-  train_input = distribute.distribute_train_dataset(
-      strategy, lambda shards, index, batch_size: data.train_pipeline(
-          train_ds.shard(shards, index), batch_size, seed=train_config.seed + step,
-          labels=labels),
-      train_config.batch_size)
   start = time.time()
   fit = model.fit
   if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
     fit = functools.partial(_fit_multi_worker, model, strategy,
                             model_config.num_levels, train_config.batch_size)
-  fit(train_input,
-      steps_per_epoch=train_config.steps_per_loop,
-      initial_epoch=step // train_config.steps_per_loop,
-      epochs=loops, callbacks=callbacks, verbose=verbose, **validation)
+  for first_loop, loop_steps, end_loop in loop_runs(
+      step, train_config.train_steps, train_config.steps_per_loop):
+    step = int(optimizer.iterations.numpy())
+    # A resumed run (step > 0) draws a new image order rather than replaying one.
+    train_input = distribute.distribute_train_dataset(
+        strategy, functools.partial(_train_shard, train_ds, train_config.seed + step,
+                                    labels),
+        train_config.batch_size)
+    fit(train_input, steps_per_epoch=loop_steps, initial_epoch=first_loop,
+        epochs=end_loop, callbacks=callbacks, verbose=verbose, **validation)
+    if guard.bad_step is not None:
+      break
   if guard.bad_step is not None:
     raise TrainingError(
         f"Loss became NaN or inf near step {guard.bad_step}. Training stopped; the "
@@ -273,6 +275,32 @@ def train(model_dir, model_config, train_config, strategy=None, verbose=1,
     _write_sample_summary(model_dir, model, model_config, train_config,
                           int(optimizer.iterations.numpy()))
   return model
+
+
+def loop_runs(step, train_steps, steps_per_loop):
+  """Returns the `fit` calls `[(initial_epoch, steps_per_epoch, epochs)]` from `step`.
+
+  Loops (one Keras epoch each: a checkpoint and summaries at its end) end at the
+  multiples of `steps_per_loop`, the last at or after `train_steps`, so epoch `e`
+  always ends at step `(e + 1) * steps_per_loop`. A run resumed between two loop ends
+  (a new `--steps_per_loop`, or a model saved by bench/race_tfp.py) first finishes
+  that loop in a call of its own.
+  """
+  loops = math.ceil(train_steps / steps_per_loop)
+  runs = []
+  if step % steps_per_loop:
+    runs.append((step // steps_per_loop, steps_per_loop - step % steps_per_loop,
+                 step // steps_per_loop + 1))
+  first_whole_loop = math.ceil(step / steps_per_loop)
+  if first_whole_loop < loops:
+    runs.append((first_whole_loop, steps_per_loop, loops))
+  return runs
+
+
+def _train_shard(train_ds, seed, labels, shards, index, batch_size):
+  """The training pipeline of one input shard (`distribute_train_dataset`'s fn)."""
+  return data.train_pipeline(train_ds.shard(shards, index), batch_size, seed=seed,
+                             labels=labels)
 
 
 def _fit_multi_worker(model, strategy, num_levels, global_batch_size, train_input,

@@ -141,6 +141,28 @@ def test_training_continues_from_checkpoint_not_from_zero(image_folder, tmp_path
   assert int(model.optimizer.iterations.numpy()) == 6
 
 
+def test_loops_end_at_multiples_of_steps_per_loop_after_any_resume():
+  assert training.loop_runs(0, 6, 3) == [(0, 3, 2)]
+  assert training.loop_runs(0, 7, 3) == [(0, 3, 3)]  # rounded up to a whole loop
+  assert training.loop_runs(4, 7, 3) == [(1, 2, 2), (2, 3, 3)]  # finish loop 1 first
+  assert training.loop_runs(5, 6, 3) == [(1, 1, 2)]
+  assert training.loop_runs(6, 9, 3) == [(2, 3, 3)]
+
+
+def test_resume_between_loop_ends_realigns_checkpoints(image_folder, tmp_path):
+  model_dir = str(tmp_path / "run")
+  train_config = tiny_train_config(image_folder, train_steps=4, steps_per_loop=2)
+  model_config = tiny_model_config(train_config)
+  training.train(model_dir, model_config, train_config, verbose=0)
+  # Step 4 is not a loop end for 3-step loops: 4 -> 6, then 6 -> 9.
+  more = tiny_train_config(image_folder, train_steps=7, steps_per_loop=3)
+  model = training.train(model_dir, model_config, more, verbose=0)
+  assert int(model.optimizer.iterations.numpy()) == 9
+  saved = tf.train.get_checkpoint_state(os.path.join(model_dir, "checkpoints"))
+  steps = sorted(int(p.rsplit("-", 1)[1]) for p in saved.all_model_checkpoint_paths)
+  assert steps[-2:] == [6, 9]
+
+
 def test_nan_loss_stops_with_clear_error_and_keeps_last_good_checkpoint(
     image_folder, tmp_path):
   model_dir = str(tmp_path / "run")
