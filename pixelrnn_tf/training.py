@@ -263,12 +263,10 @@ def train(model_dir, model_config, train_config, strategy=None, verbose=1,
     fit(train_input, steps_per_epoch=loop_steps, initial_epoch=first_loop,
         epochs=end_loop, callbacks=callbacks, verbose=verbose, **validation)
     if guard.bad_step is not None:
-      break
-  if guard.bad_step is not None:
-    raise TrainingError(
-        f"Loss became NaN or inf near step {guard.bad_step}. Training stopped; the "
-        f"last good checkpoint {manager.latest_checkpoint} is kept. Lower "
-        "--learning_rate or check the data, then rerun the same command to resume.")
+      raise TrainingError(
+          f"Loss became NaN or inf near step {guard.bad_step}. Training stopped; the "
+          f"last good checkpoint {manager.latest_checkpoint} is kept. Lower "
+          "--learning_rate or check the data, then rerun the same command to resume.")
   logging.info("Trained to step %d in %.0f s", int(optimizer.iterations.numpy()),
                time.time() - start)
   if chief and train_config.summary_samples:
