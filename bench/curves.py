@@ -59,9 +59,16 @@ def race_curves(path):
   """Returns `{contestant: [(step, hours, nll_nats)]}` from a race_tfp.py JSON file."""
   with open(path) as f:
     report = json.load(f)
-  return {f"{r['contestant']}, {r['params']:,} params":
+  return {f"{r['contestant']}, {r['params']:,} params, {_optimizer(report, r)}":
           [(p["step"], p["train_s"] / 3600.0, p["val_nll"]) for p in r["curve"]]
           for r in report["results"]}
+
+
+def _optimizer(report, result):
+  """The optimizer `result`'s contestant trained with (TFP's may be its own)."""
+  if result["contestant"] == "tfd.PixelCNN":
+    return report.get("tfp_optimizer", report["optimizer"])
+  return report["optimizer"]
 
 
 def main():

@@ -3,10 +3,11 @@
 Each contestant trains from scratch for `--minutes` of training wall time (TFP for
 `--tfp_minutes` where given), one after the other in one process, on the same input
 pipeline (`data.train_pipeline`, batch 64, seed 0) with Adam (`--learning_rate`,
-default 1e-3), without XLA. Every `--eval_every_s` seconds of training the clock
-stops and the exact validation NLL over `--curve_examples` images is recorded; at the
-end every contestant is scored on `--eval_examples` validation images. Prints a
-Markdown table and writes the JSON (curves included).
+default 1e-3; TFP's own with `--tfp_learning_rate`), without XLA. Every
+`--eval_every_s` seconds of training the clock stops and the exact validation NLL
+over `--curve_examples` images is recorded; at the end every contestant is scored
+on `--eval_examples` validation images. Prints a Markdown table and writes the JSON
+(curves included).
 
 Contestants:
   --model       a family of this package (default pixelcnn), `--layers` x `--hidden`
@@ -119,7 +120,9 @@ def main(argv=None):
                       help="Its residual blocks / layers.")
   parser.add_argument("--hidden", type=int, default=16, help="Its h.")
   parser.add_argument("--learning_rate", type=float, default=1e-3,
-                      help="Adam's learning rate, for every contestant.")
+                      help="Adam's learning rate (TFP's too, unless given).")
+  parser.add_argument("--tfp_learning_rate", type=float, default=None,
+                      help="tfd.PixelCNN's learning rate (default --learning_rate).")
   parser.add_argument("--tfp_filters", type=int, default=32,
                       help="tfd.PixelCNN's num_filters.")
   parser.add_argument("--contestants", default="ours,tfp",
@@ -143,13 +146,14 @@ def main(argv=None):
   final_batches = data.eval_pipeline(val_ds.take(args.eval_examples), 256)
   start = time.perf_counter()
   results = []
+  tfp_learning_rate = args.tfp_learning_rate or args.learning_rate
   if args.quick:
     makers = {"ours": lambda: Ours(args.model, 1, 8),
               "tfp": lambda: TFP(init_images, num_filters=4)}
   else:
     makers = {"ours": lambda: Ours(args.model, args.layers, args.hidden,
                                    learning_rate=args.learning_rate),
-              "tfp": lambda: TFP(init_images, args.tfp_filters, args.learning_rate)}
+              "tfp": lambda: TFP(init_images, args.tfp_filters, tfp_learning_rate)}
   # TFP's data-dependent init sees a training batch; the race then starts afresh.
   init_images = next(iter(train_batches))[0]
   minutes = {"ours": args.minutes, "tfp": args.tfp_minutes or args.minutes}
@@ -166,6 +170,7 @@ def main(argv=None):
   report = {"benchmark": "race_tfp", "quick": args.quick, "batch_size": 64,
             "contestants": args.contestants,
             "optimizer": f"Adam {args.learning_rate:g}", "xla": False,
+            "tfp_optimizer": f"Adam {tfp_learning_rate:g}",
             "minutes": minutes,
             "eval_examples": args.eval_examples, "wall_s": wall_s,
             "results": results}

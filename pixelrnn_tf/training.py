@@ -43,8 +43,7 @@ class TrainConfig:
     data_dir: TFDS data dir (None: `$TFDS_DATA_DIR` or TFDS's default).
     image_size: side of folder images after resize and crop (folders only).
     batch_size: global batch size.
-    train_steps: optimizer steps in total (a resumed run counts the steps done),
-      rounded up to a whole loop.
+    train_steps: optimizer steps in total (a resumed run counts the steps done).
     learning_rate: Adam learning rate.
     steps_per_loop: steps between checkpoints and summaries (one Keras "epoch").
     eval_every_loops: validate on `eval_examples` images every this many loops
@@ -279,19 +278,24 @@ def loop_runs(step, train_steps, steps_per_loop):
   """Returns the `fit` calls `[(initial_epoch, steps_per_epoch, epochs)]` from `step`.
 
   Loops (one Keras epoch each: a checkpoint and summaries at its end) end at the
-  multiples of `steps_per_loop`, the last at or after `train_steps`, so epoch `e`
-  always ends at step `(e + 1) * steps_per_loop`. A run resumed between two loop ends
-  (a new `--steps_per_loop`, or a model saved by bench/race_tfp.py) first finishes
-  that loop in a call of its own.
+  multiples of `steps_per_loop` and at `train_steps`, so epoch `e` covers the steps
+  after `e * steps_per_loop` and training stops at exactly `train_steps`. A run
+  resumed between two loop ends (a new `--steps_per_loop` or `--train_steps`, or a
+  model saved by bench/race_tfp.py) first finishes that loop in a call of its own;
+  a last partial loop gets a call of its own too.
   """
-  loops = math.ceil(train_steps / steps_per_loop)
   runs = []
-  if step % steps_per_loop:
-    runs.append((step // steps_per_loop, steps_per_loop - step % steps_per_loop,
-                 step // steps_per_loop + 1))
-  first_whole_loop = math.ceil(step / steps_per_loop)
-  if first_whole_loop < loops:
-    runs.append((first_whole_loop, steps_per_loop, loops))
+  loop, offset = divmod(step, steps_per_loop)
+  if offset and step < train_steps:  # finish the loop the last run stopped in
+    end = min((loop + 1) * steps_per_loop, train_steps)
+    runs.append((loop, end - step, loop + 1))
+    step, loop = end, loop + 1
+  whole_loops = max(train_steps - step, 0) // steps_per_loop
+  if whole_loops:
+    runs.append((loop, steps_per_loop, loop + whole_loops))
+    step, loop = step + whole_loops * steps_per_loop, loop + whole_loops
+  if step < train_steps:
+    runs.append((loop, train_steps - step, loop + 1))
   return runs
 
 

@@ -53,13 +53,15 @@ def test_curves_reads_a_training_run(image_folder, tmp_path):
 
 
 def test_curves_reads_a_race_json(tmp_path):
-  race = {"results": [{"contestant": name, "params": params, "curve": [
-      {"train_s": 1800.0, "step": 100, "val_nll": nll}]}
+  race = {"optimizer": "Adam 0.003", "tfp_optimizer": "Adam 0.001",
+          "results": [{"contestant": name, "params": params, "curve": [
+              {"train_s": 1800.0, "step": 100, "val_nll": nll}]}
                       for name, params, nll in (("pixelcnn", 88065, 90.5),
                                                 ("tfd.PixelCNN", 88782, 86.7))]}
   path = tmp_path / "race.json"
   path.write_text(json.dumps(race))
   stdout = run(["bench/curves.py", str(path), f"--plot={tmp_path}/r.png"], tmp_path)
   assert "| 100 | 0.50 | 90.50 |" in stdout and "| 100 | 0.50 | 86.70 |" in stdout
-  assert "pixelcnn, 88,065 params" in stdout and "tfd.PixelCNN, 88,782 params" in stdout
+  assert "pixelcnn, 88,065 params, Adam 0.003" in stdout
+  assert "tfd.PixelCNN, 88,782 params, Adam 0.001" in stdout
   assert (tmp_path / "r.png").stat().st_size > 0

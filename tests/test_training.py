@@ -141,12 +141,29 @@ def test_training_continues_from_checkpoint_not_from_zero(image_folder, tmp_path
   assert int(model.optimizer.iterations.numpy()) == 6
 
 
-def test_loops_end_at_multiples_of_steps_per_loop_after_any_resume():
+def test_loops_end_at_multiples_of_steps_per_loop_and_at_train_steps():
   assert training.loop_runs(0, 6, 3) == [(0, 3, 2)]
-  assert training.loop_runs(0, 7, 3) == [(0, 3, 3)]  # rounded up to a whole loop
-  assert training.loop_runs(4, 7, 3) == [(1, 2, 2), (2, 3, 3)]  # finish loop 1 first
+  assert training.loop_runs(0, 7, 3) == [(0, 3, 2), (2, 1, 3)]  # a last short loop
+  assert training.loop_runs(0, 2, 3) == [(0, 2, 1)]
+  assert training.loop_runs(4, 7, 3) == [(1, 2, 2), (2, 1, 3)]  # finish loop 1 first
+  assert training.loop_runs(4, 11, 3) == [(1, 2, 2), (2, 3, 3), (3, 2, 4)]
+  assert training.loop_runs(4, 5, 3) == [(1, 1, 2)]
   assert training.loop_runs(5, 6, 3) == [(1, 1, 2)]
   assert training.loop_runs(6, 9, 3) == [(2, 3, 3)]
+  assert training.loop_runs(6, 6, 3) == []
+  assert training.loop_runs(7, 6, 3) == []
+
+
+def test_loop_runs_cover_exactly_the_steps_left_in_aligned_epochs():
+  for start in range(12):
+    for train_steps in range(12):
+      step = start
+      for first, steps, end in training.loop_runs(start, train_steps, 4):
+        for epoch in range(first, end):
+          step += steps
+          # Epoch e ends at (e + 1) * 4, or earlier at train_steps only.
+          assert step == min((epoch + 1) * 4, train_steps), (start, train_steps)
+      assert step == max(start, train_steps)
 
 
 def test_resume_between_loop_ends_realigns_checkpoints(image_folder, tmp_path):
@@ -154,13 +171,13 @@ def test_resume_between_loop_ends_realigns_checkpoints(image_folder, tmp_path):
   train_config = tiny_train_config(image_folder, train_steps=4, steps_per_loop=2)
   model_config = tiny_model_config(train_config)
   training.train(model_dir, model_config, train_config, verbose=0)
-  # Step 4 is not a loop end for 3-step loops: 4 -> 6, then 6 -> 9.
-  more = tiny_train_config(image_folder, train_steps=7, steps_per_loop=3)
+  # Step 4 is not a loop end for 3-step loops: 4 -> 6, 6 -> 9, then 9 -> 10.
+  more = tiny_train_config(image_folder, train_steps=10, steps_per_loop=3)
   model = training.train(model_dir, model_config, more, verbose=0)
-  assert int(model.optimizer.iterations.numpy()) == 9
+  assert int(model.optimizer.iterations.numpy()) == 10
   saved = tf.train.get_checkpoint_state(os.path.join(model_dir, "checkpoints"))
   steps = sorted(int(p.rsplit("-", 1)[1]) for p in saved.all_model_checkpoint_paths)
-  assert steps[-2:] == [6, 9]
+  assert steps[-3:] == [6, 9, 10]
 
 
 def test_nan_loss_stops_with_clear_error_and_keeps_last_good_checkpoint(
