@@ -32,7 +32,11 @@ flags.DEFINE_integer("batch_size", 64, "Global batch size.")
 flags.DEFINE_integer("train_steps", None, "Total optimizer steps.")
 flags.DEFINE_float("epochs", None, "Train for this many passes over the train "
                    "split instead of --train_steps.")
-flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
+flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate (peak, with a schedule).")
+flags.DEFINE_enum("lr_schedule", "constant", ["constant", "cosine"],
+                  "Learning rate after the warmup: constant, or cosine decay to 0 "
+                  "at --train_steps.")
+flags.DEFINE_integer("warmup_steps", 0, "Steps of linear learning-rate warmup from 0.")
 flags.DEFINE_string("preset", None, "A paper configuration from "
                     "pixelrnn_tf.models.PRESETS (e.g. row_lstm_mnist_7x16); sets "
                     "--model and the size flags, which still override it.")
@@ -64,8 +68,9 @@ flags.DEFINE_integer("known_rows", 14, "--mode=complete keeps this many rows.")
 FLAGS = flags.FLAGS
 MODEL_FLAGS = ("model", "num_layers", "hidden_dims", "output_dims")
 TRAIN_FLAGS = ("dataset", "data_dir", "image_size", "batch_size", "learning_rate",
-               "steps_per_loop", "eval_every_loops", "eval_examples", "jit_compile",
-               "mixed_precision", "summary_samples", "seed")
+               "lr_schedule", "warmup_steps", "steps_per_loop", "eval_every_loops",
+               "eval_examples", "jit_compile", "mixed_precision", "summary_samples",
+               "seed")
 
 
 def _configs():

@@ -28,6 +28,7 @@ from pixelrnn_tf import models
 from pixelrnn_tf import sampling
 
 CONFIG_FILE = "config.json"
+LR_SCHEDULES = ("constant", "cosine")
 
 
 class TrainingError(RuntimeError):
@@ -44,7 +45,11 @@ class TrainConfig:
     image_size: side of folder images after resize and crop (folders only).
     batch_size: global batch size.
     train_steps: optimizer steps in total (a resumed run counts the steps done).
-    learning_rate: Adam learning rate.
+    learning_rate: Adam learning rate (the peak one under a warmup or decay).
+    lr_schedule: "constant", or "cosine": decay to 0 at `train_steps` along half a
+      cosine (`keras.optimizers.schedules.CosineDecay`).
+    warmup_steps: ramp the learning rate linearly from 0 over this many first
+      steps (0: none).
     steps_per_loop: steps between checkpoints and summaries (one Keras "epoch").
     eval_every_loops: validate on `eval_examples` images every this many loops
       (0: never during training).
@@ -65,6 +70,8 @@ class TrainConfig:
   batch_size: int = 64
   train_steps: int = 20_000
   learning_rate: float = 1e-3
+  lr_schedule: str = "constant"
+  warmup_steps: int = 0
   steps_per_loop: int = 500
   eval_every_loops: int = 1
   eval_examples: int = 10_000
@@ -84,6 +91,45 @@ class TrainConfig:
     if not self.learning_rate > 0:
       raise ValueError("Invalid `learning_rate`. Expected > 0. "
                        f"Received: learning_rate={self.learning_rate}")
+    if self.lr_schedule not in LR_SCHEDULES:
+      raise ValueError(f"Invalid `lr_schedule`. Expected one of {LR_SCHEDULES}. "
+                       f"Received: lr_schedule={self.lr_schedule!r}")
+    if not 0 <= self.warmup_steps < self.train_steps:
+      raise ValueError("Invalid `warmup_steps`. Expected >= 0 and < train_steps "
+                       f"({self.train_steps}). Received: "
+                       f"warmup_steps={self.warmup_steps}")
+
+
+def learning_rate_schedule(train_config):
+  """Returns `train_config`'s learning rate as a function of the step.
+
+  A `keras.optimizers.schedules.CosineDecay`: linear warmup from 0 over
+  `warmup_steps`, then `learning_rate` held ("constant": `alpha=1`, nothing to
+  decay) or decayed along half a cosine to 0 at `train_steps` ("cosine").
+  """
+  return keras.optimizers.schedules.CosineDecay(
+      initial_learning_rate=0.0,
+      decay_steps=train_config.train_steps - train_config.warmup_steps,
+      alpha=1.0 if train_config.lr_schedule == "constant" else 0.0,
+      warmup_target=train_config.learning_rate,
+      warmup_steps=train_config.warmup_steps)
+
+
+class _ScheduleLearningRate(keras.callbacks.Callback):
+  """Sets the optimizer's learning rate to `schedule(step)` before every step.
+
+  The optimizer keeps its float learning-rate variable (rather than owning the
+  schedule), so its checkpoints stay the same whatever the schedule and a model
+  resumes under another `--lr_schedule` or `--train_steps`.
+  """
+
+  def __init__(self, schedule):
+    super().__init__()
+    self.schedule = schedule
+
+  def on_train_batch_begin(self, batch, logs=None):
+    optimizer = self.model.optimizer
+    optimizer.learning_rate = self.schedule(optimizer.iterations)
 
 
 def save_config(model_dir, model_config, train_config):
@@ -235,6 +281,8 @@ def train(model_dir, model_config, train_config, strategy=None, verbose=1,
     return model
   guard = _CheckpointAndStopOnNaN(manager, optimizer, strategy)
   callbacks = [guard, *callbacks]
+  if train_config.lr_schedule != "constant" or train_config.warmup_steps:
+    callbacks.insert(0, _ScheduleLearningRate(learning_rate_schedule(train_config)))
   if chief:
     callbacks.append(keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")))
   validation = {}
@@ -326,6 +374,7 @@ def _fit_multi_worker(model, strategy, num_levels, global_batch_size, train_inpu
     callback_list.on_epoch_begin(epoch)
     losses = []
     for batch in range(steps_per_epoch):
+      callback_list.on_train_batch_begin(batch)
       losses.append(float(step(iterator)))
       callback_list.on_train_batch_end(batch, {"loss": losses[-1]})
       if model.stop_training:

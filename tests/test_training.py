@@ -180,6 +180,57 @@ def test_resume_between_loop_ends_realigns_checkpoints(image_folder, tmp_path):
   assert steps[-3:] == [6, 9, 10]
 
 
+def test_learning_rate_warms_up_then_holds_or_decays_to_zero():
+  cosine = training.learning_rate_schedule(training.TrainConfig(
+      train_steps=110, learning_rate=3e-3, lr_schedule="cosine", warmup_steps=10))
+  constant = training.learning_rate_schedule(training.TrainConfig(
+      train_steps=110, learning_rate=3e-3, warmup_steps=10))
+  steps = [0, 5, 10, 60, 110]
+  np.testing.assert_allclose([float(cosine(s)) for s in steps],
+                             [0, 1.5e-3, 3e-3, 1.5e-3, 0], atol=1e-9)
+  np.testing.assert_allclose([float(constant(s)) for s in steps],
+                             [0, 1.5e-3, 3e-3, 3e-3, 3e-3], atol=1e-9)
+  with pytest.raises(ValueError, match="Expected >= 0 and < train_steps"):
+    training.TrainConfig(train_steps=10, warmup_steps=10)
+
+
+class _RecordLearningRate(keras.callbacks.Callback):
+  """Records `{step: learning rate}` of every step; stops after step `stop_at`."""
+
+  def __init__(self, stop_at=None):
+    super().__init__()
+    self.stop_at = stop_at
+    self.rates = {}
+
+  def on_train_batch_end(self, batch, logs=None):
+    optimizer = self.model.optimizer
+    step = int(optimizer.iterations.numpy())
+    self.rates[step - 1] = float(optimizer.learning_rate.numpy())
+    if step == self.stop_at:
+      self.model.stop_training = True  # as if killed right after a checkpoint
+
+
+def test_every_step_trains_at_the_scheduled_rate_across_a_resume(image_folder,
+                                                                 tmp_path):
+  model_dir = str(tmp_path / "run")
+  train_config = tiny_train_config(image_folder, train_steps=8, steps_per_loop=2,
+                                   learning_rate=1e-2, lr_schedule="cosine",
+                                   warmup_steps=2)
+  model_config = tiny_model_config(train_config)
+  killed, resumed = _RecordLearningRate(stop_at=4), _RecordLearningRate()
+  training.train(model_dir, model_config, train_config, verbose=0,
+                 callbacks=[killed])
+  training.train(model_dir, model_config, train_config, verbose=0,
+                 callbacks=[resumed])
+  assert sorted(killed.rates) == [0, 1, 2, 3]
+  assert sorted(resumed.rates) == [4, 5, 6, 7]
+  schedule = training.learning_rate_schedule(train_config)
+  rates = {**killed.rates, **resumed.rates}
+  np.testing.assert_allclose([rates[s] for s in range(8)],
+                             [float(schedule(s)) for s in range(8)], rtol=1e-6)
+  assert rates[0] == 0 and np.isclose(rates[2], 1e-2) and 0 < rates[7] < rates[5] < 5e-3
+
+
 def test_nan_loss_stops_with_clear_error_and_keeps_last_good_checkpoint(
     image_folder, tmp_path):
   model_dir = str(tmp_path / "run")
@@ -260,6 +311,8 @@ def test_kill_9_mid_run_then_same_command_resumes(image_folder, tmp_path):
     (["--dataset=imagenet_full"], "Unknown dataset 'imagenet_full'"),
     (["--dataset=folder:/no/such/dir", "--image_size=8"], "does not exist"),
     (["--summary_samples=-1"], "Invalid `summary_samples`. Expected >= 0"),
+    (["--warmup_steps=-1"], "Invalid `warmup_steps`. Expected >= 0"),
+    (["--lr_schedule=linear"], "--lr_schedule"),
 ])
 def test_bad_flags_fail_with_clear_message(tmp_path, args, message):
   result = run_train_py([f"--model_dir={tmp_path}/m"] + args)
