@@ -6,7 +6,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # pylint: disable=g-import-not-at-top
 import pytest  # pylint: disable=g-import-not-at-top
-import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_TFDS = os.path.join(REPO, "..", "shared", "data", "tfds")
@@ -14,6 +13,9 @@ SHARED_TFDS = os.path.join(REPO, "..", "shared", "data", "tfds")
 
 def write_pngs(directory, images):
   """Writes uint8 `(N, H, W, C)` images as PNG files 0000.png... in `directory`."""
+  # Imported here, not at the top: pytest-xdist's controller process loads this file
+  # without running tests, and TensorFlow's import banner would print after the summary.
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   os.makedirs(directory, exist_ok=True)
   for k, image in enumerate(images):
     tf.io.write_file(os.path.join(directory, f"{k:04d}.png"),

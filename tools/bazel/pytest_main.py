@@ -15,7 +15,9 @@ import sys
 def main(argv):
     import pytest
 
-    args = ["-p", "no:cacheprovider", "-q"]
+    # `-n 0`: no pytest-xdist workers (pytest.ini asks for them); Bazel already runs the
+    # test modules in parallel, one per target.
+    args = ["-p", "no:cacheprovider", "-q", "-n", "0"]
     tmpdir = os.environ.get("TEST_TMPDIR")
     if tmpdir:
         args += ["--basetemp", os.path.join(tmpdir, "pytest")]
