@@ -65,6 +65,9 @@ class Ours:
   def apply(self, grads):
     self.optimizer.apply(grads, self.variables)
 
+  def set_learning_rate(self, value):
+    self.optimizer.learning_rate.assign(value)
+
 
 class TFP:
   """`tfd.PixelCNN` over pixel values {0, 1} (see `tfp_pixelcnn`)."""
@@ -84,6 +87,9 @@ class TFP:
 
   def apply(self, grads):
     self.optimizer.apply_gradients(zip(grads, self.variables))
+
+  def set_learning_rate(self, value):
+    self.optimizer.learning_rate.assign(value)
 
 
 def train_step(contestant):

@@ -3,7 +3,11 @@
 Each contestant trains from scratch for `--minutes` of training wall time (TFP for
 `--tfp_minutes` where given), one after the other in one process, on the same input
 pipeline (`data.train_pipeline`, batch 64, seed 0) with Adam (`--learning_rate`,
-default 1e-3; TFP's own with `--tfp_learning_rate`), without XLA. Every
+default 1e-3; TFP's own with `--tfp_learning_rate`), without XLA. The rate is held
+(`--lr_schedule=constant`) or, with `--lr_schedule=cosine`, decayed along half a
+cosine to 0 at the end of the contestant's training time: a schedule over wall time,
+not steps, so contestants of different speeds each get a whole one. `--warmup_s`
+ramps it up linearly from 0 over the first seconds of training. Every
 `--eval_every_s` seconds of training the clock stops and the exact validation NLL
 over `--curve_examples` images is recorded; at the end every contestant is scored
 on `--eval_examples` validation images. Prints a Markdown table and writes the JSON
@@ -26,6 +30,7 @@ With `--save_dir`, this package's trained contestant is saved there as a model_d
 """
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -44,11 +49,35 @@ from pixelrnn_tf import models  # pylint: disable=g-import-not-at-top
 from pixelrnn_tf import training  # pylint: disable=g-import-not-at-top
 
 
+def wall_time_learning_rate(peak, lr_schedule, trained_s, total_s, warmup_s):
+  """The learning rate after `trained_s` of `total_s` seconds of training.
+
+  Linear from 0 to `peak` over the first `warmup_s` seconds, then `peak`
+  ("constant") or `peak * (1 + cos(pi * progress)) / 2` ("cosine"), where
+  `progress` runs from 0 at the warmup's end to 1 at `total_s`.
+  """
+  if trained_s < warmup_s:
+    return peak * trained_s / warmup_s
+  if lr_schedule == "constant":
+    return peak
+  progress = min(1.0, (trained_s - warmup_s) / max(total_s - warmup_s, 1e-9))
+  return peak * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
 def race(contestant, train_batches, curve_batches, final_batches, minutes,
-         eval_every_s):
-  """Trains `contestant` for `minutes` of training time; returns its record."""
+         eval_every_s, learning_rate, lr_schedule="constant", warmup_s=0.0):
+  """Trains `contestant` for `minutes` of training time; returns its record.
+
+  Before every step the learning rate is set by `wall_time_learning_rate`.
+  """
 
   step = train_step(contestant)
+
+  def set_learning_rate(trained_s):
+    rate = wall_time_learning_rate(learning_rate, lr_schedule, trained_s,
+                                   60 * minutes, warmup_s)
+    contestant.set_learning_rate(rate)
+    return rate
 
   @tf.function
   def eval_nll(images):
@@ -59,10 +88,12 @@ def race(contestant, train_batches, curve_batches, final_batches, minutes,
     return float(np.concatenate(values).mean())
 
   iterator = iter(train_batches)
+  set_learning_rate(0.0)
   step(next(iterator)[0])  # trace before the clock starts
   steps, trained_s, curve = 1, 0.0, []
   next_eval = eval_every_s
   while trained_s < 60 * minutes:
+    last_rate = set_learning_rate(trained_s)
     start = time.perf_counter()
     loss = step(next(iterator)[0])
     float(loss)
@@ -79,6 +110,7 @@ def race(contestant, train_batches, curve_batches, final_batches, minutes,
           "params": count_params(contestant.variables),
           "train_s": trained_s, "steps": steps,
           "images_per_s": steps * batch_size / trained_s,
+          "last_learning_rate": last_rate,
           "final_val_nll": validation_nll(final_batches), "curve": curve}
 
 
@@ -123,6 +155,12 @@ def main(argv=None):
                       help="Adam's learning rate (TFP's too, unless given).")
   parser.add_argument("--tfp_learning_rate", type=float, default=None,
                       help="tfd.PixelCNN's learning rate (default --learning_rate).")
+  parser.add_argument("--lr_schedule", default="constant",
+                      choices=["constant", "cosine"],
+                      help="Learning rate over each contestant's training time: "
+                      "held, or cosine decay to 0 at its end.")
+  parser.add_argument("--warmup_s", type=float, default=0.0,
+                      help="Seconds of linear learning-rate warmup from 0.")
   parser.add_argument("--tfp_filters", type=int, default=32,
                       help="tfd.PixelCNN's num_filters.")
   parser.add_argument("--contestants", default="ours,tfp",
@@ -161,16 +199,20 @@ def main(argv=None):
     keras.utils.set_random_seed(0)
     contestant = makers[name]()
     print(f"{contestant.description}: training {minutes[name]} min", flush=True)
+    peak = tfp_learning_rate if name == "tfp" else args.learning_rate
     results.append(race(contestant, train_batches, curve_batches, final_batches,
-                        minutes[name], args.eval_every_s))
+                        minutes[name], args.eval_every_s, peak, args.lr_schedule,
+                        args.warmup_s))
     if name == "ours" and args.save_dir:
       save_model_dir(contestant, args.save_dir, args.data_dir, args.learning_rate,
                      results[-1]["steps"])
   wall_s = time.perf_counter() - start
+  schedule = "" if args.lr_schedule == "constant" else f", {args.lr_schedule} over time"
   report = {"benchmark": "race_tfp", "quick": args.quick, "batch_size": 64,
             "contestants": args.contestants,
-            "optimizer": f"Adam {args.learning_rate:g}", "xla": False,
-            "tfp_optimizer": f"Adam {tfp_learning_rate:g}",
+            "optimizer": f"Adam {args.learning_rate:g}{schedule}", "xla": False,
+            "tfp_optimizer": f"Adam {tfp_learning_rate:g}{schedule}",
+            "lr_schedule": args.lr_schedule, "warmup_s": args.warmup_s,
             "minutes": minutes,
             "eval_examples": args.eval_examples, "wall_s": wall_s,
             "results": results}

@@ -24,15 +24,38 @@ def run(args, tmp_path):
                                     "bench/memory.py", "bench/op_profile.py"])
 def test_bench_script_quick_mode_writes_table_and_json(script, tmp_path):
   out = tmp_path / "result.json"
-  extra = [f"--save_dir={tmp_path}/saved"] if script == "bench/race_tfp.py" else []
+  race = script == "bench/race_tfp.py"
+  extra = [f"--save_dir={tmp_path}/saved", "--lr_schedule=cosine",
+           "--learning_rate=0.01", "--warmup_s=0.5"] if race else []
   stdout = run([script, "--quick", f"--out={out}"] + extra, tmp_path)
   assert "|" in stdout  # the Markdown table
   report = json.loads(out.read_text())
   assert report["quick"] is True and report["results"]
-  if extra:  # the race saved its first contestant, ours, as a train.py model_dir
+  if race:
+    # The race saved its first contestant, ours, as a train.py model_dir.
     from pixelrnn_tf import training  # pylint: disable=g-import-not-at-top
     _, optimizer, _ = training.build_and_restore(str(tmp_path / "saved"))
     assert int(optimizer.iterations.numpy()) == report["results"][0]["steps"] > 0
+    # The last steps of each 3-second race ran far down the cosine, and the
+    # optimizer used the rate the schedule set.
+    assert optimizer.learning_rate.numpy() == pytest.approx(
+        report["results"][0]["last_learning_rate"])
+    for result in report["results"]:
+      assert 0.0 <= result["last_learning_rate"] < 0.25 * 0.01, result
+    assert report["optimizer"] == "Adam 0.01, cosine over time"
+
+
+def test_race_learning_rate_warms_up_then_follows_a_cosine_over_wall_time():
+  sys.path.insert(0, os.path.join(REPO, "bench"))
+  from race_tfp import wall_time_learning_rate  # pylint: disable=g-import-not-at-top
+  rate = lambda schedule, t: wall_time_learning_rate(2.0, schedule, t, 110.0, 10.0)
+  assert rate("cosine", 0.0) == 0.0 and rate("cosine", 5.0) == pytest.approx(1.0)
+  assert rate("cosine", 10.0) == pytest.approx(2.0)
+  assert rate("cosine", 60.0) == pytest.approx(1.0)  # half-way down the cosine
+  assert rate("cosine", 110.0) == pytest.approx(0.0, abs=1e-12)
+  assert rate("cosine", 200.0) == pytest.approx(0.0, abs=1e-12)  # past the end
+  assert rate("constant", 5.0) == pytest.approx(1.0)
+  assert rate("constant", 100.0) == 2.0
 
 
 def test_curves_reads_a_training_run(image_folder, tmp_path):
