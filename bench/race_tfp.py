@@ -88,7 +88,7 @@ def race(contestant, train_batches, curve_batches, final_batches, minutes,
     return float(np.concatenate(values).mean())
 
   iterator = iter(train_batches)
-  set_learning_rate(0.0)
+  last_rate = set_learning_rate(0.0)
   step(next(iterator)[0])  # trace before the clock starts
   steps, trained_s, curve = 1, 0.0, []
   next_eval = eval_every_s
