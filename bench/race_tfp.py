@@ -30,7 +30,6 @@ With `--save_dir`, this package's trained contestant is saved there as a model_d
 """
 
 import argparse
-import math
 import os
 import sys
 import time
@@ -52,16 +51,12 @@ from pixelrnn_tf import training  # pylint: disable=g-import-not-at-top
 def wall_time_learning_rate(peak, lr_schedule, trained_s, total_s, warmup_s):
   """The learning rate after `trained_s` of `total_s` seconds of training.
 
-  Linear from 0 to `peak` over the first `warmup_s` seconds, then `peak`
-  ("constant") or `peak * (1 + cos(pi * progress)) / 2` ("cosine"), where
-  `progress` runs from 0 at the warmup's end to 1 at `total_s`.
+  `train.py`'s schedule (`training.warmup_then`) with seconds for steps: linear
+  from 0 to `peak` over the first `warmup_s` seconds, then `peak` ("constant") or
+  decayed along half a cosine to 0 at `total_s` ("cosine").
   """
-  if trained_s < warmup_s:
-    return peak * trained_s / warmup_s
-  if lr_schedule == "constant":
-    return peak
-  progress = min(1.0, (trained_s - warmup_s) / max(total_s - warmup_s, 1e-9))
-  return peak * 0.5 * (1.0 + math.cos(math.pi * progress))
+  schedule = training.warmup_then(lr_schedule, peak, total_s, warmup_s)
+  return float(schedule(trained_s))
 
 
 def race(contestant, train_batches, curve_batches, final_batches, minutes,
@@ -179,6 +174,9 @@ def main(argv=None):
   else:
     train_ds, _ = data.load("binarized_mnist", "train", args.data_dir)
     val_ds, _ = data.load("binarized_mnist", "validation", args.data_dir)
+  if not 0 <= args.warmup_s < 60 * min(args.minutes, args.tfp_minutes or args.minutes):
+    parser.error(f"--warmup_s must be >= 0 and shorter than every contestant's "
+                 f"training time. Received: --warmup_s={args.warmup_s}")
   train_batches = data.train_pipeline(train_ds, 64, seed=0)
   curve_batches = data.eval_pipeline(val_ds.take(args.curve_examples).cache(), 256)
   final_batches = data.eval_pipeline(val_ds.take(args.eval_examples), 256)

@@ -101,18 +101,22 @@ class TrainConfig:
 
 
 def learning_rate_schedule(train_config):
-  """Returns `train_config`'s learning rate as a function of the step.
+  """Returns `train_config`'s learning rate as a function of the step."""
+  return warmup_then(train_config.lr_schedule, train_config.learning_rate,
+                     train_config.train_steps, train_config.warmup_steps)
 
-  A `keras.optimizers.schedules.CosineDecay`: linear warmup from 0 over
-  `warmup_steps`, then `learning_rate` held ("constant": `alpha=1`, nothing to
-  decay) or decayed along half a cosine to 0 at `train_steps` ("cosine").
+
+def warmup_then(lr_schedule, peak, end, warmup):
+  """Returns a learning rate as a function of progress (steps, or seconds).
+
+  A `keras.optimizers.schedules.CosineDecay`: linear warmup from 0 to `peak` over
+  `warmup`, then `peak` held ("constant": `alpha=1`, nothing to decay) or decayed
+  along half a cosine to 0 at `end` ("cosine"), and held there after `end`.
   """
   return keras.optimizers.schedules.CosineDecay(
-      initial_learning_rate=0.0,
-      decay_steps=train_config.train_steps - train_config.warmup_steps,
-      alpha=1.0 if train_config.lr_schedule == "constant" else 0.0,
-      warmup_target=train_config.learning_rate,
-      warmup_steps=train_config.warmup_steps)
+      initial_learning_rate=0.0, decay_steps=end - warmup,
+      alpha=1.0 if lr_schedule == "constant" else 0.0,
+      warmup_target=peak, warmup_steps=warmup)
 
 
 class _ScheduleLearningRate(keras.callbacks.Callback):
