@@ -48,29 +48,21 @@ from pixelrnn_tf import models  # pylint: disable=g-import-not-at-top
 from pixelrnn_tf import training  # pylint: disable=g-import-not-at-top
 
 
-def wall_time_learning_rate(peak, lr_schedule, trained_s, total_s, warmup_s):
-  """The learning rate after `trained_s` of `total_s` seconds of training.
-
-  `train.py`'s schedule (`training.warmup_then`) with seconds for steps: linear
-  from 0 to `peak` over the first `warmup_s` seconds, then `peak` ("constant") or
-  decayed along half a cosine to 0 at `total_s` ("cosine").
-  """
-  schedule = training.warmup_then(lr_schedule, peak, total_s, warmup_s)
-  return float(schedule(trained_s))
-
-
 def race(contestant, train_batches, curve_batches, final_batches, minutes,
          eval_every_s, learning_rate, lr_schedule="constant", warmup_s=0.0):
   """Trains `contestant` for `minutes` of training time; returns its record.
 
-  Before every step the learning rate is set by `wall_time_learning_rate`.
+  Before every step the learning rate is set from `train.py`'s schedule
+  (`training.warmup_then`) with seconds of training for steps: linear from 0 to
+  `learning_rate` over the first `warmup_s` seconds, then held ("constant") or
+  decayed along half a cosine to 0 at `minutes` ("cosine").
   """
 
   step = train_step(contestant)
+  schedule = training.warmup_then(lr_schedule, learning_rate, 60 * minutes, warmup_s)
 
   def set_learning_rate(trained_s):
-    rate = wall_time_learning_rate(learning_rate, lr_schedule, trained_s,
-                                   60 * minutes, warmup_s)
+    rate = float(schedule(trained_s))
     contestant.set_learning_rate(rate)
     return rate
 
