@@ -38,6 +38,8 @@ class ModelConfig:
     output_dims: maps of the two 1x1 output layers before the logits.
     num_classes: 0 (unconditional), or the number of class labels that condition
       every layer (families in `CONDITIONAL_FAMILIES`).
+    dropout: rate of the dropout on every residual branch in training (0: none);
+      see `residual_dropout`.
   """
   model: str = "pixelcnn"
   image_shape: tuple = (28, 28, 1)
@@ -46,6 +48,7 @@ class ModelConfig:
   hidden_dims: int = 16
   output_dims: int = 32
   num_classes: int = 0
+  dropout: float = 0.0
 
   def __post_init__(self):
     self.image_shape = tuple(int(d) for d in self.image_shape)
@@ -61,6 +64,9 @@ class ModelConfig:
       if getattr(self, name) < 1:
         raise ValueError(f"Invalid `{name}`. Expected >= 1. "
                          f"Received: {name}={getattr(self, name)}")
+    if not 0.0 <= self.dropout < 1.0:
+      raise ValueError("Invalid `dropout`. Expected a rate in [0, 1). "
+                       f"Received: dropout={self.dropout}")
     if self.num_classes < 0:
       raise ValueError("Invalid `num_classes`. Expected >= 0 (0: unconditional). "
                        f"Received: num_classes={self.num_classes}")
@@ -160,12 +166,23 @@ def output_layers(x, config):
                               name="logits")(x)
 
 
+def residual_dropout(y, config, name):
+  """Dropout at `config.dropout` on a residual branch's hidden maps (training only).
+
+  It acts on each feature of each pixel on its own, so it keeps every mask's
+  causality; at inference it is the identity (the cached samplers skip it).
+  """
+  if not config.dropout:
+    return y
+  return keras.layers.Dropout(config.dropout, name=name)(y)
+
+
 def pixelcnn(x, config):
   """PixelCNN (paper Section 3.4, Figure 5): 7x7 mask A, residual blocks, output.
 
-  Each block: ReLU, 1x1 conv 2h->h, ReLU, 3x3 mask-B conv h->h, ReLU, 1x1 conv
-  h->2h, added to the block input. All convolutions are masked (type B) so that the
-  colour groups stay causal.
+  Each block: ReLU, 1x1 conv 2h->h, ReLU, 3x3 mask-B conv h->h, ReLU, dropout
+  (`residual_dropout`), 1x1 conv h->2h, added to the block input. All
+  convolutions are masked (type B) so that the colour groups stay causal.
   """
   groups = config.num_channels
   h = config.hidden_dims
@@ -176,6 +193,7 @@ def pixelcnn(x, config):
                      name=f"block{i}_in")(y)
     y = MaskedConv2D(h, 3, num_groups=groups, activation="relu",
                      name=f"block{i}_conv")(y)
+    y = residual_dropout(y, config, f"block{i}_dropout")
     y = MaskedConv2D(2 * h, 1, num_groups=groups, name=f"block{i}_out")(y)
     x = keras.layers.Add(name=f"block{i}_residual")([x, y])  # (B, H, W, 2h)
   return output_layers(x, config)
@@ -229,8 +247,9 @@ def gated_pixelcnn(x, config, labels=None):
         pre.append(_class_bias(labels, config.num_classes, maps,
                                f"{name}_h_class_{half}"))
       halves.append(keras.layers.Add(name=f"{name}_h_{half}")(pre))
-    y = MaskedConv2D(maps, 1, num_groups=groups, name=f"{name}_h_out")(
-        _gate(*halves, f"{name}_h_gate"))
+    gated = residual_dropout(_gate(*halves, f"{name}_h_gate"), config,
+                             f"{name}_h_dropout")
+    y = MaskedConv2D(maps, 1, num_groups=groups, name=f"{name}_h_out")(gated)
     horizontal = y if first else keras.layers.Add(name=f"{name}_residual")(
         [horizontal, y])  # (B, H, W, 2h)
   return output_layers(horizontal, config)
@@ -278,6 +297,7 @@ def recurrent_stack(x, config, make_layer, pad_right=0, conditioning=None):
       bias = keras.layers.Conv2D(2 * h, 1, name=f"layer{i}_bias")(conditioning)
       y = keras.layers.Add(name=f"layer{i}_biased")([x, bias])
     y = make_layer(h, groups, f"layer{i}_lstm")(y)  # (B, H, W, h)
+    y = residual_dropout(y, config, f"layer{i}_dropout")
     y = MaskedConv2D(2 * h, 1, num_groups=groups, name=f"layer{i}_out")(y)
     x = keras.layers.Add(name=f"layer{i}_residual")([x, y])  # (B, H, W, 2h)
     skips.append(MaskedConv2D(2 * h, 1, num_groups=groups,

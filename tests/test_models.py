@@ -21,10 +21,10 @@ VARIANT_IDS = [f"{f}{'-classes' if n else ''}" for f, n in VARIANTS]
 LABEL = 2  # every image's class when a test runs a conditional model
 
 
-def small_config(family, channels, num_levels, size=6, num_classes=0):
+def small_config(family, channels, num_levels, size=6, num_classes=0, dropout=0.0):
   return models.ModelConfig(model=family, image_shape=(size, size, channels),
                             num_levels=num_levels, num_layers=2, hidden_dims=6,
-                            output_dims=12, num_classes=num_classes)
+                            output_dims=12, num_classes=num_classes, dropout=dropout)
 
 
 def logits_of(model, images, label=LABEL):
@@ -145,12 +145,57 @@ def test_model_config_errors_are_clear():
     models.ModelConfig(model="gated_pixelcnn", num_classes=-1)
   with pytest.raises(ValueError, match="Class conditioning is implemented for"):
     models.ModelConfig(model="pixelcnn", num_classes=10)
+  with pytest.raises(ValueError, match="Invalid `dropout`"):
+    models.ModelConfig(dropout=1.0)
 
 
 def test_config_json_round_trip():
   for config in (small_config("pixelcnn", 3, 256),
                  small_config("gated_pixelcnn", 1, 2, num_classes=10)):
     assert models.ModelConfig.from_json(config.to_json()) == config
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_dropout_keeps_causality_in_training(family):
+  """With dropout on, training-mode logits (one fixed dropout draw for every
+  perturbed image) still move only after the changed sub-pixel, and they differ
+  from the inference logits, so the dropout is really there."""
+  config = small_config(family, 3, 256, dropout=0.5)
+  model = build_random(config)
+  seeds = [v for v in model.non_trainable_variables if "seed_generator" in v.path]
+  assert seeds, f"{family}: no dropout layer was built"
+  start = [v.numpy() for v in seeds]
+
+  def training_logits(image):
+    for v, value in zip(seeds, start):  # the same dropout masks on every call
+      v.assign(value)
+    return model(image[None], training=True).numpy()[0]
+
+  h, w, channels = config.image_shape
+  image = random_images(config, 1)[0]
+  base = training_logits(image)
+  assert np.abs(base - model(image[None], training=False).numpy()[0]).max() > 1e-3
+  order = models.generation_order(family, config.image_shape)
+  for i, j, c in [(2, 3, 0), (3, 1, 2), (4, 0, 1)]:
+    perturbed = image.copy()
+    perturbed[i, j, c] = (int(image[i, j, c]) + 128) % 256
+    moved = training_logits(perturbed)
+    p = list(order).index((i * w + j) * channels + c)
+    flat = [x.reshape(h * w * channels, -1)[order] for x in (base, moved)]
+    np.testing.assert_allclose(flat[1][:p + 1], flat[0][:p + 1], rtol=0, atol=1e-5)
+    assert np.abs(flat[1][p + 1:] - flat[0][p + 1:]).max() > 1e-6
+
+
+def test_dropout_adds_no_weights_and_is_identity_at_inference():
+  config = small_config("pixelcnn", 3, 256)
+  plain = build_random(config)
+  dropped = build_random(small_config("pixelcnn", 3, 256, dropout=0.3))
+  assert len(dropped.trainable_weights) == len(plain.trainable_weights)
+  for source, target in zip(plain.trainable_weights, dropped.trainable_weights):
+    target.assign(source)
+  images = random_images(config, 2)
+  np.testing.assert_array_equal(dropped(images, training=False).numpy(),
+                                plain(images, training=False).numpy())
 
 
 def _earlier_pixels_that_move(model, image, target):

@@ -54,15 +54,16 @@ def test_sampler_compiles_with_xla_and_is_deterministic():
 
 
 def randomized_model(image_shape, num_levels, family="pixelcnn", num_layers=2,
-                     num_classes=0):
+                     num_classes=0, dropout=0.0):
   """A model whose every weight and bias is random (zero biases hide bugs)."""
   tf.keras.utils.set_random_seed(1)
   model = models.build(models.ModelConfig(model=family, image_shape=image_shape,
                                           num_levels=num_levels,
                                           num_layers=num_layers, hidden_dims=4,
-                                          output_dims=8, num_classes=num_classes))
+                                          output_dims=8, num_classes=num_classes,
+                                          dropout=dropout))
   rng = np.random.default_rng(2)
-  for v in model.weights:
+  for v in model.trainable_weights:
     v.assign(rng.normal(0.0, 0.5, v.shape).astype(np.float32))
   return model
 
@@ -83,6 +84,19 @@ def test_cached_sampler_draws_what_the_naive_sampler_draws(image_shape, num_leve
   np.testing.assert_array_equal(cached[:, :known_rows], images[:, :known_rows])
   # The images are not constant: the comparison covers varied values.
   assert len(np.unique(naive[:, known_rows:])) > 1
+
+
+@pytest.mark.parametrize("family", sorted(sampling.CACHED_FAMILIES))
+def test_cached_sampler_matches_the_naive_one_for_a_model_with_dropout(family):
+  """Dropout is off when sampling: both samplers draw from the inference model."""
+  image_shape, num_levels = (4, 4, 3), 256
+  model = randomized_model(image_shape, num_levels, family, dropout=0.5)
+  images = np.zeros((3,) + image_shape, np.uint8)
+  seed = tf.constant([7, 0])
+  naive = sampling.complete_naive(model, images, 0, num_levels, seed).numpy()
+  cached = sampling.complete_cached(model, images, 0, num_levels, seed).numpy()
+  np.testing.assert_array_equal(cached, naive)
+  assert len(np.unique(naive)) > 1
 
 
 @pytest.mark.parametrize("family", models.CONDITIONAL_FAMILIES)

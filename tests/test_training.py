@@ -281,7 +281,7 @@ def test_kill_9_mid_run_then_same_command_resumes(image_folder, tmp_path):
   args = [f"--dataset=folder:{image_folder}", "--image_size=8", "--batch_size=8",
           f"--model_dir={model_dir}", "--train_steps=400", "--steps_per_loop=20",
           "--eval_every_loops=0", "--num_layers=1", "--hidden_dims=4",
-          "--output_dims=8", "--summary_samples=0"]
+          "--output_dims=8", "--dropout=0.2", "--summary_samples=0"]
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
   proc = subprocess.Popen([sys.executable, os.path.join(REPO, "train.py")] + args,
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -302,6 +302,7 @@ def test_kill_9_mid_run_then_same_command_resumes(image_folder, tmp_path):
   assert "Epoch 1/" not in rerun.stdout  # did not start over
   assert f"Epoch {killed_at // 20 + 1}/20" in rerun.stdout
   assert tf.train.latest_checkpoint(ckpt_dir).endswith("ckpt-400")
+  assert training.load_config(model_dir)[0].dropout == 0.2
   assert not os.path.exists(os.path.join(model_dir, "logs", "samples"))
 
 
@@ -313,6 +314,7 @@ def test_kill_9_mid_run_then_same_command_resumes(image_folder, tmp_path):
     (["--summary_samples=-1"], "Invalid `summary_samples`. Expected >= 0"),
     (["--warmup_steps=-1"], "Invalid `warmup_steps`. Expected >= 0"),
     (["--lr_schedule=linear"], "--lr_schedule"),
+    (["--dropout=1.5"], "--dropout must be a rate in [0, 1)"),
 ])
 def test_bad_flags_fail_with_clear_message(tmp_path, args, message):
   result = run_train_py([f"--model_dir={tmp_path}/m"] + args)
