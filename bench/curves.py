@@ -2,10 +2,11 @@
 
 Reads `MODEL_DIR/logs/validation` events (Keras' `epoch_loss`: mean nats per image
 over the validation images), converts epochs to optimizer steps with the run's
-`steps_per_loop`, and prints a Markdown table of (step, hours since the first event,
-NLL); with --plot, also draws NLL against wall time and step into a PNG. A
-`bench/race_tfp.py` JSON file given instead of a model_dir adds one curve per
-contestant (hours of training time, validation stopped the clock).
+`steps_per_loop` (the last loop ends at `train_steps`), and prints a Markdown table
+of (step, hours since the first event, NLL); with --plot, also draws NLL against
+wall time and step into a PNG. A `bench/race_tfp.py` JSON file given instead of a
+model_dir adds one curve per contestant (hours of training time, validation stopped
+the clock).
 
   python bench/curves.py /path/to/model_dir [...] [--plot=docs/curves.png]
   python bench/curves.py bench/results/race_tfp.json --plot=docs/race_tfp.png
@@ -45,14 +46,16 @@ def first_event_time(directory):
 def validation_curve(model_dir):
   """Returns `[(step, hours, nll_nats)]` of a model_dir's periodic validation."""
   with open(os.path.join(model_dir, "config.json")) as f:
-    steps_per_loop = json.load(f)["train"]["steps_per_loop"]
+    train = json.load(f)["train"]
+  steps_per_loop, train_steps = train["steps_per_loop"], train["train_steps"]
   val = list(scalar_events(os.path.join(model_dir, "logs", "validation"),
                            "epoch_loss"))
   if not val:
     return []
   first = first_event_time(os.path.join(model_dir, "logs", "train"))
-  return [((epoch + 1) * steps_per_loop, (wall - first) / 3600.0, nll)
-          for wall, epoch, nll in val]
+  # The last loop ends at train_steps, which need not be a multiple of the loop.
+  return [(min((epoch + 1) * steps_per_loop, train_steps), (wall - first) / 3600.0,
+           nll) for wall, epoch, nll in val]
 
 
 def race_curves(path):
