@@ -63,16 +63,24 @@ def test_causality_by_perturbation(family, num_classes, channels):
     perturbed[i, j, c] = (int(image[i, j, c]) + num_levels // 2) % num_levels
     batch.append(perturbed)
   logits = logits_of(model, np.stack(batch)).numpy()  # (1 + T, H, W, C, K)
-  order = models.generation_order(family, config.image_shape)
-  flat = logits.reshape(len(batch), h * w * channels, -1)[:, order]  # in that order
-  for t, (i, j, c) in enumerate(targets, start=1):
-    p = list(order).index((i * w + j) * channels + c)
-    np.testing.assert_allclose(flat[t, :p + 1], flat[0, :p + 1], rtol=0, atol=1e-5,
-                               err_msg=f"{family}: conditional at or before {(i, j, c)} "
-                                       "moved when x[i, j, c] changed")
-    if p + 1 < flat.shape[1]:
-      # Something after it must see the change, or the test proves nothing.
-      assert np.abs(flat[t, p + 1:] - flat[0, p + 1:]).max() > 1e-6
+  for t, target in enumerate(targets, start=1):
+    assert_only_later_conditionals_move(family, logits[0], logits[t], target)
+
+
+def assert_only_later_conditionals_move(family, logits, perturbed_logits, target):
+  """Logits `(H, W, C, K)` of an image and of it with sub-pixel `target` = (i, j, c)
+  changed: equal at and before `target` in the family's generation order, and not
+  all equal after it (or the check proves nothing)."""
+  h, w, channels, _ = logits.shape
+  i, j, c = target
+  order = models.generation_order(family, (h, w, channels))
+  flat = [x.reshape(h * w * channels, -1)[order] for x in (logits, perturbed_logits)]
+  p = list(order).index((i * w + j) * channels + c)
+  np.testing.assert_allclose(flat[1][:p + 1], flat[0][:p + 1], rtol=0, atol=1e-5,
+                             err_msg=f"{family}: conditional at or before {target} "
+                                     "moved when x[i, j, c] changed")
+  if p + 1 < len(order):
+    assert np.abs(flat[1][p + 1:] - flat[0][p + 1:]).max() > 1e-6
 
 
 @pytest.mark.parametrize("family, num_classes", VARIANTS, ids=VARIANT_IDS)
@@ -171,19 +179,14 @@ def test_dropout_keeps_causality_in_training(family):
       v.assign(value)
     return model(image[None], training=True).numpy()[0]
 
-  h, w, channels = config.image_shape
   image = random_images(config, 1)[0]
   base = training_logits(image)
   assert np.abs(base - model(image[None], training=False).numpy()[0]).max() > 1e-3
-  order = models.generation_order(family, config.image_shape)
   for i, j, c in [(2, 3, 0), (3, 1, 2), (4, 0, 1)]:
     perturbed = image.copy()
     perturbed[i, j, c] = (int(image[i, j, c]) + 128) % 256
-    moved = training_logits(perturbed)
-    p = list(order).index((i * w + j) * channels + c)
-    flat = [x.reshape(h * w * channels, -1)[order] for x in (base, moved)]
-    np.testing.assert_allclose(flat[1][:p + 1], flat[0][:p + 1], rtol=0, atol=1e-5)
-    assert np.abs(flat[1][p + 1:] - flat[0][p + 1:]).max() > 1e-6
+    assert_only_later_conditionals_move(family, base, training_logits(perturbed),
+                                        (i, j, c))
 
 
 def test_dropout_adds_no_weights_and_is_identity_at_inference():
