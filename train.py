@@ -45,8 +45,6 @@ flags.DEFINE_integer("hidden_dims", None, "h: residual streams have 2h maps.")
 flags.DEFINE_integer("output_dims", None, "Maps of the 1x1 output layers.")
 flags.DEFINE_float("dropout", None, "Dropout rate on every residual branch while "
                    "training (default 0: none).")
-flags.register_validator("dropout", lambda rate: rate is None or 0 <= rate < 1,
-                         "--dropout must be a rate in [0, 1).")
 flags.DEFINE_bool("conditional", False, "Condition the model on the dataset's class "
                   "labels (gated_pixelcnn); samples cycle through the classes.")
 flags.DEFINE_integer("steps_per_loop", 500, "Steps between checkpoints/summaries.")
@@ -79,7 +77,8 @@ TRAIN_FLAGS = ("dataset", "data_dir", "image_size", "batch_size", "learning_rate
 
 def _configs():
   """Model/train configs: saved ones in --model_dir, updated by flags given."""
-  from pixelrnn_tf import data, training  # pylint: disable=g-import-not-at-top
+  # pylint: disable-next=g-import-not-at-top
+  from pixelrnn_tf import data, models, training
   if os.path.exists(os.path.join(FLAGS.model_dir, training.CONFIG_FILE)):
     model_config, train_config = training.load_config(FLAGS.model_dir)
     train_config = dataclasses.replace(
@@ -99,6 +98,7 @@ def _configs():
     model_args.update({n: FLAGS[n].value for n in MODEL_FLAGS
                        if FLAGS[n].present or
                        (FLAGS[n].value is not None and n not in model_args)})
+    models.ModelConfig(**model_args)  # A bad model flag fails before data is read.
     model_config = training.model_config_for_dataset(
         train_config, conditional=FLAGS.conditional, **model_args)
   if FLAGS.epochs:

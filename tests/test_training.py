@@ -314,7 +314,10 @@ def test_kill_9_mid_run_then_same_command_resumes(image_folder, tmp_path):
     (["--summary_samples=-1"], "Invalid `summary_samples`. Expected >= 0"),
     (["--warmup_steps=-1"], "Invalid `warmup_steps`. Expected >= 0"),
     (["--lr_schedule=linear"], "--lr_schedule"),
-    (["--dropout=1.5"], "--dropout must be a rate in [0, 1)"),
+    # Model flags are checked before the data is read: no data here.
+    (["--data_dir=/no/such/dir", "--dropout=1.5"], "Invalid `dropout`"),
+    (["--data_dir=/no/such/dir", "--num_layers=0"], "Invalid `num_layers`"),
+    (["--data_dir=/no/such/dir", "--model=pixel_gan"], "Invalid `model`"),
 ])
 def test_bad_flags_fail_with_clear_message(tmp_path, args, message):
   result = run_train_py([f"--model_dir={tmp_path}/m"] + args)
