@@ -21,7 +21,8 @@ def run(args, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("script", ["bench/step_time.py", "bench/score_throughput.py",
                                     "bench/race_tfp.py", "bench/sampling.py",
-                                    "bench/memory.py", "bench/op_profile.py"])
+                                    "bench/memory.py", "bench/op_profile.py",
+                                    "bench/masked_conv.py"])
 def test_bench_script_quick_mode_writes_table_and_json(script, tmp_path):
   out = tmp_path / "result.json"
   race = script == "bench/race_tfp.py"

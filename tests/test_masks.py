@@ -1,8 +1,10 @@
-"""Masks and MaskedConv2D: literal masks, causality of one layer, config, errors."""
+"""Masks and MaskedConv2D: literal masks, causality of one layer, equality with the
+full masked convolution, config, errors."""
 
 import numpy as np
 import pytest
 import keras
+import tensorflow as tf
 
 from pixelrnn_tf import masks
 from pixelrnn_tf.layers import MaskedConv2D
@@ -61,6 +63,20 @@ def test_masked_conv_output_ignores_future_inputs(mask_type, groups):
     assert changed[0, 3, 2].any()
 
 
+@pytest.mark.parametrize("kernel_size", [3, 7, (1, 3), (1, 5), (3, 5)])
+@pytest.mark.parametrize("mask_type, groups", [("A", 1), ("B", 1), ("A", 3), ("B", 3)])
+def test_masked_conv_equals_same_conv_with_full_masked_kernel(kernel_size, mask_type,
+                                                              groups):
+  """The layer convolves only the kept taps; the result is the full 'same' one."""
+  layer = MaskedConv2D(6, kernel_size, mask_type=mask_type, num_groups=groups,
+                       kernel_initializer="random_normal",
+                       bias_initializer="random_normal")
+  x = np.random.default_rng(2).normal(size=(2, 7, 9, 3)).astype(np.float32)
+  got = layer(x).numpy()
+  want = tf.nn.conv2d(x, layer.masked_kernel(), 1, "SAME") + layer.bias
+  np.testing.assert_allclose(got, want.numpy(), rtol=1e-5, atol=1e-5)
+
+
 def test_config_round_trip_and_keras_save(tmp_path):
   inputs = keras.Input((6, 6, 3))
   outputs = MaskedConv2D(6, 5, mask_type="A", num_groups=3, name="mc")(inputs)
@@ -80,6 +96,7 @@ def test_config_round_trip_and_keras_save(tmp_path):
                           "Received: mask_type='C'"),
     (dict(num_groups=2), "Invalid `num_groups`"),
     (dict(padding="valid"), "Invalid `padding`"),
+    (dict(data_format="channels_first"), "Invalid `data_format`"),
 ])
 def test_bad_arguments_are_pinned(kwargs, message):
   with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(

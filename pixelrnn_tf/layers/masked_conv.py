@@ -4,6 +4,37 @@ import keras
 
 from pixelrnn_tf import masks
 
+# Conv2D arguments that a causal convolution keeps at their defaults.
+FIXED_ARGUMENTS = ("padding", "strides", "dilation_rate", "data_format")
+
+
+def causal_conv2d(inputs, kernel, mask):
+  """'same', stride-1 convolution of `inputs` with `kernel * mask`, causal `mask`.
+
+  Computes only the taps a causal mask (`pixelrnn_tf.masks`) can leave non-zero:
+  the rows up to the centre, and in a one-row kernel the columns up to the centre.
+  The input gets the 'same' padding of the full kernel less the skipped part, then a
+  'valid' convolution with the kept taps: a 3x3 kernel costs a 2x3 one, 1x3 a 1x2.
+
+  Args:
+    inputs: `(B, H, W, C_in)`.
+    kernel: `(kh, kw, C_in, C_out)`, odd `kh` and `kw`.
+    mask: 0/1 array of the kernel's shape, zero below the centre row and, in the
+      centre row, right of the centre.
+
+  Returns:
+    `(B, H, W, C_out)`, equal to the full 'same' convolution with `kernel * mask`.
+  """
+  kh, kw = kernel.shape[:2]
+  rows, cols = kh // 2 + 1, (kw // 2 + 1 if kh == 1 else kw)
+  # `ops.slice`, not `kernel[:rows]`: its gradient is a pad, not StridedSliceGrad.
+  kept = keras.ops.slice(kernel, (0, 0, 0, 0), (rows, cols) + tuple(kernel.shape[2:]))
+  kept = kept * keras.ops.cast(mask[:rows, :cols], kernel.dtype)  # bfloat16 if mixed
+  if (kh, kw) != (1, 1):
+    inputs = keras.ops.pad(
+        inputs, ((0, 0), (kh // 2, 0), (kw // 2, cols - 1 - kw // 2), (0, 0)))
+  return keras.ops.conv(inputs, kept, padding="valid", data_format="channels_last")
+
 
 @keras.saving.register_keras_serializable(package="pixelrnn_tf")
 class MaskedConv2D(keras.layers.Conv2D):
@@ -12,6 +43,8 @@ class MaskedConv2D(keras.layers.Conv2D):
   The mask (see `pixelrnn_tf.masks.causal_kernel_mask`) is applied on every call, so
   the layer is causal at initialisation and after every update, not only after an
   optimizer step. Padding is always 'same' and strides 1, so outputs align with inputs.
+  It convolves through `causal_conv2d`, which skips the taps every causal mask zeroes:
+  a 3x3 kernel costs a 2x3 one. The kernel variable keeps its full `(kh, kw)` shape.
 
   Args:
     filters: number of output channels.
@@ -21,7 +54,8 @@ class MaskedConv2D(keras.layers.Conv2D):
     num_groups: colour groups the channels are split into: 1 (grayscale or binary
       images) or 3 (RGB).
     **kwargs: any other `keras.layers.Conv2D` argument (activation, initializers,
-      regularizers, ...), except `padding`, `strides` and `dilation_rate` other than 1.
+      regularizers, ...), except `padding`, `strides` and `dilation_rate` other than 1
+      and `data_format` other than 'channels_last'.
 
   Input shape:
     `(B, H, W, C_in)`.
@@ -46,13 +80,14 @@ class MaskedConv2D(keras.layers.Conv2D):
       raise ValueError(
           "Invalid `num_groups`. Expected 1 (grayscale) or 3 (RGB). "
           f"Received: num_groups={num_groups!r}")
-    for fixed in ("padding", "strides", "dilation_rate"):
+    for fixed in FIXED_ARGUMENTS:
       value = kwargs.pop(fixed, None)
-      if value not in (None, "same", 1, (1, 1), [1, 1]):
+      if value not in (None, "same", "channels_last", 1, (1, 1), [1, 1]):
         raise ValueError(
             f"Invalid `{fixed}` for MaskedConv2D: a causal convolution keeps the "
             f"default. Received: {fixed}={value!r}")
-    super().__init__(filters, kernel_size, padding="same", **kwargs)
+    super().__init__(filters, kernel_size, padding="same",
+                     data_format="channels_last", **kwargs)
     self.mask_type = mask_type
     self.num_groups = num_groups
 
@@ -63,8 +98,7 @@ class MaskedConv2D(keras.layers.Conv2D):
         (kh, kw), in_channels, out_channels, self.mask_type, self.num_groups)
 
   def convolution_op(self, inputs, kernel):
-    mask = keras.ops.cast(self._mask, kernel.dtype)  # bfloat16/float16 when mixed
-    return super().convolution_op(inputs, kernel * mask)
+    return causal_conv2d(inputs, kernel, self._mask)
 
   def masked_kernel(self):
     """The kernel as the layer applies it: `(kh, kw, C_in, filters)`, mask applied."""
@@ -72,7 +106,7 @@ class MaskedConv2D(keras.layers.Conv2D):
 
   def get_config(self):
     config = super().get_config()
-    for fixed in ("padding", "strides", "dilation_rate"):
+    for fixed in FIXED_ARGUMENTS:
       config.pop(fixed, None)
     config.update(mask_type=self.mask_type, num_groups=self.num_groups)
     return config

@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from pixelrnn_tf import masks
+from pixelrnn_tf.layers.masked_conv import causal_conv2d
 from pixelrnn_tf.layers.shift import slice_axis
 
 NUM_GATES = 4  # i, f, o, g
@@ -210,8 +211,8 @@ class RowLSTM(_RecurrentBase):
   def hidden_and_cell(self, inputs):
     """The states of every pixel: `(h, c)`, each `(B, H, W, units)`."""
     # Input-to-state for every row at once: 1x3 mask-B conv.
-    pre_is = tf.nn.conv2d(inputs, self.masked_input_kernel(), strides=1,
-                          padding="SAME") + self.bias  # (B, H, W, 4h)
+    pre_is = causal_conv2d(inputs, self.input_kernel,
+                           self._input_mask) + self.bias  # (B, H, W, 4h)
     pre_is = tf.transpose(pre_is, (1, 0, 2, 3))  # (H, B, W, 4h): rows time-major
     zeros = tf.zeros_like(pre_is[0, ..., :self.units])  # (B, W, h)
     width = zeros.shape[1]
