@@ -11,6 +11,7 @@ a Markdown table; the numbers and the machine go to a JSON file.
   python bench/step_time.py --quick   # smoke run: tiny models, batch 8, 2 steps;
                                       # XLA and mixed precision on PixelCNN only
   python bench/step_time.py --out=/tmp/step_time.json
+  python bench/step_time.py --models=pixelcnn,row_lstm --plain_only  # float32, no XLA
 
 Compile time is the first step (XLA compilation included); throughput is the timed
 steps only. On shared machines compare the ratios within one run, not absolutes.
@@ -97,20 +98,33 @@ def main(argv=None):
                       help="Timed steps per model (default 5; 2 with --quick).")
   parser.add_argument("--warmup", type=int, default=1,
                       help="Untimed steps after the compiling one.")
+  parser.add_argument("--models", default=None,
+                      help="Comma-separated families to time (default: all).")
+  parser.add_argument("--plain_only", action="store_true",
+                      help="Only float32 without XLA.")
   parser.add_argument("--out", default=os.path.join("bench", "results",
                                                     "step_time.json"),
                       help="JSON output path.")
   args = parser.parse_args(argv)
+  families = QUICK if args.quick else FULL
+  if args.models:
+    names = args.models.split(",")
+    unknown = set(names) - {name for name, _, _ in families}
+    if unknown:
+      parser.error(f"unknown --models {sorted(unknown)}; expected some of "
+                   f"{[name for name, _, _ in families]}")
+    families = tuple(f for f in families if f[0] in names)
   batch_size = args.batch_size or (8 if args.quick else 64)
   steps = args.steps or (2 if args.quick else 5)
   warmup = 0 if args.quick else args.warmup
   start = time.perf_counter()
   results = []
   mixed = distribute.mixed_precision_policy()
-  for name, num_layers, hidden_dims in (QUICK if args.quick else FULL):
+  for name, num_layers, hidden_dims in families:
     for jit_compile, policy in itertools.product((False, True), ("float32", mixed)):
+      plain = not jit_compile and policy == "float32"
       # The smoke run tries XLA and mixed precision on the first family only.
-      if args.quick and name != QUICK[0][0] and (jit_compile or policy != "float32"):
+      if not plain and (args.plain_only or args.quick and name != QUICK[0][0]):
         continue
       results.append(time_model(name, num_layers, hidden_dims, batch_size,
                                 warmup, steps, jit_compile, policy))

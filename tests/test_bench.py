@@ -46,6 +46,16 @@ def test_bench_script_quick_mode_writes_table_and_json(script, tmp_path):
     assert report["optimizer"] == "Adam 0.01, cosine over time"
 
 
+@pytest.mark.slow
+def test_step_time_times_only_the_models_and_variants_asked_for(tmp_path):
+  out = tmp_path / "result.json"
+  run(["bench/step_time.py", "--quick", "--models=row_lstm,pixelcnn", "--plain_only",
+       f"--out={out}"], tmp_path)
+  results = json.loads(out.read_text())["results"]
+  assert [(r["model"], r["jit_compile"], r["policy"]) for r in results] == [
+      ("pixelcnn", False, "float32"), ("row_lstm", False, "float32")]
+
+
 def test_race_learning_rate_warms_up_then_follows_a_cosine_over_wall_time():
   # race_tfp.py's schedule: train.py's, over 110 s of training with 10 s of warmup.
   from pixelrnn_tf import training  # pylint: disable=g-import-not-at-top
