@@ -7,7 +7,7 @@ same outputs (tests/test_masks.py); each timed call is a gradient of the summed
 squared output with respect to the input and the kernel, the two alternating so that
 load on the machine hits both alike. Prints a Markdown table, writes JSON.
 
-  python bench/masked_conv.py           # batch 64, 3 warm-up + 20 timed calls each
+  python bench/masked_conv.py           # batch 64, 3 warm-up + 50 timed calls each
   python bench/masked_conv.py --quick   # smoke run: batch 2, 2 timed calls
 """
 
@@ -34,6 +34,8 @@ LAYERS = (
     ("PixelCNN block conv, h=48", (3, 3), "B", 28, 48, 48, 1),
     ("Gated horizontal / Row LSTM input-to-state, h=16", (1, 3), "B", 28, 32, 64, 1),
     ("PixelCNN block conv, RGB, h=32", (3, 3), "B", 32, 32, 32, 3),
+    ("PixelCNN block conv, RGB, h=128 (CIFAR-10 size)", (3, 3), "B", 32, 128, 128, 3),
+    ("Row LSTM input-to-state, RGB, h=128", (1, 3), "B", 32, 256, 512, 3),
 )
 
 
@@ -81,13 +83,13 @@ def main(argv=None):
   parser.add_argument("--batch_size", type=int, default=None,
                       help="Images per call (default 64; 2 with --quick).")
   parser.add_argument("--calls", type=int, default=None,
-                      help="Timed calls per convolution (default 20; 2 with --quick).")
+                      help="Timed calls per convolution (default 50; 2 with --quick).")
   parser.add_argument("--out", default=os.path.join("bench", "results",
                                                     "masked_conv.json"),
                       help="JSON output path.")
   args = parser.parse_args(argv)
   batch_size = args.batch_size or (2 if args.quick else 64)
-  calls = args.calls or (2 if args.quick else 20)
+  calls = args.calls or (2 if args.quick else 50)
   warmup = 1 if args.quick else 3
   start = time.perf_counter()
   results = []
