@@ -97,6 +97,8 @@ def test_config_round_trip_and_keras_save(tmp_path):
     (dict(num_groups=2), "Invalid `num_groups`"),
     (dict(padding="valid"), "Invalid `padding`"),
     (dict(data_format="channels_first"), "Invalid `data_format`"),
+    (dict(padding="channels_last"), "Invalid `padding`"),
+    (dict(data_format=1), "Invalid `data_format`"),
 ])
 def test_bad_arguments_are_pinned(kwargs, message):
   with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(

@@ -4,8 +4,11 @@ import keras
 
 from pixelrnn_tf import masks
 
-# Conv2D arguments that a causal convolution keeps at their defaults.
-FIXED_ARGUMENTS = ("padding", "strides", "dilation_rate", "data_format")
+# Conv2D arguments that a causal convolution keeps at their defaults, and the ways
+# of spelling each default that a caller may still pass.
+FIXED_ARGUMENTS = {"padding": ("same",), "strides": (1, (1, 1), [1, 1]),
+                   "dilation_rate": (1, (1, 1), [1, 1]),
+                   "data_format": ("channels_last",)}
 
 
 def causal_conv2d(inputs, kernel, mask):
@@ -80,9 +83,9 @@ class MaskedConv2D(keras.layers.Conv2D):
       raise ValueError(
           "Invalid `num_groups`. Expected 1 (grayscale) or 3 (RGB). "
           f"Received: num_groups={num_groups!r}")
-    for fixed in FIXED_ARGUMENTS:
+    for fixed, defaults in FIXED_ARGUMENTS.items():
       value = kwargs.pop(fixed, None)
-      if value not in (None, "same", "channels_last", 1, (1, 1), [1, 1]):
+      if value is not None and value not in defaults:
         raise ValueError(
             f"Invalid `{fixed}` for MaskedConv2D: a causal convolution keeps the "
             f"default. Received: {fixed}={value!r}")
