@@ -45,6 +45,9 @@ flags.DEFINE_integer("hidden_dims", None, "h: residual streams have 2h maps.")
 flags.DEFINE_integer("output_dims", None, "Maps of the 1x1 output layers.")
 flags.DEFINE_float("dropout", None, "Dropout rate on every residual branch while "
                    "training (default 0: none).")
+flags.DEFINE_integer("kernel_width", None, "PixelCNN: width of the residual blocks' "
+                     "masked conv, 3 x this (odd; default 3, the paper's 3x3). Wider "
+                     "shrinks the blind spot.")
 flags.DEFINE_bool("conditional", False, "Condition the model on the dataset's class "
                   "labels (gated_pixelcnn); samples cycle through the classes.")
 flags.DEFINE_integer("steps_per_loop", 500, "Steps between checkpoints/summaries.")
@@ -68,7 +71,8 @@ flags.DEFINE_integer("num_samples", 16, "Images for --mode=sample/complete.")
 flags.DEFINE_integer("known_rows", 14, "--mode=complete keeps this many rows.")
 
 FLAGS = flags.FLAGS
-MODEL_FLAGS = ("model", "num_layers", "hidden_dims", "output_dims", "dropout")
+MODEL_FLAGS = ("model", "num_layers", "hidden_dims", "output_dims", "dropout",
+               "kernel_width")
 TRAIN_FLAGS = ("dataset", "data_dir", "image_size", "batch_size", "learning_rate",
                "lr_schedule", "warmup_steps", "steps_per_loop", "eval_every_loops",
                "eval_examples", "jit_compile", "mixed_precision", "summary_samples",

@@ -40,6 +40,10 @@ class ModelConfig:
       every layer (families in `CONDITIONAL_FAMILIES`).
     dropout: rate of the dropout on every residual branch in training (0: none);
       see `residual_dropout`.
+    kernel_width: PixelCNN only: its residual blocks' masked conv is
+      `3 x kernel_width` (odd; the paper's 3x3 by default). Wider kernels shrink
+      the blind spot: a block reaches `kernel_width // 2` columns right in the
+      row above instead of 1.
   """
   model: str = "pixelcnn"
   image_shape: tuple = (28, 28, 1)
@@ -49,6 +53,7 @@ class ModelConfig:
   output_dims: int = 32
   num_classes: int = 0
   dropout: float = 0.0
+  kernel_width: int = 3
 
   def __post_init__(self):
     self.image_shape = tuple(int(d) for d in self.image_shape)
@@ -67,6 +72,13 @@ class ModelConfig:
     if not 0.0 <= self.dropout < 1.0:
       raise ValueError("Invalid `dropout`. Expected a rate in [0, 1). "
                        f"Received: dropout={self.dropout}")
+    if self.kernel_width < 1 or self.kernel_width % 2 == 0:
+      raise ValueError("Invalid `kernel_width`. Expected an odd width >= 1. "
+                       f"Received: kernel_width={self.kernel_width}")
+    if self.kernel_width != 3 and self.model != "pixelcnn":
+      raise ValueError(
+          "`kernel_width` sets the PixelCNN's residual-block kernel; "
+          f"model={self.model!r} has no such kernel. Drop --kernel_width.")
     if self.num_classes < 0:
       raise ValueError("Invalid `num_classes`. Expected >= 0 (0: unconditional). "
                        f"Received: num_classes={self.num_classes}")
@@ -180,7 +192,8 @@ def residual_dropout(y, config, name):
 def pixelcnn(x, config):
   """PixelCNN (paper Section 3.4, Figure 5): 7x7 mask A, residual blocks, output.
 
-  Each block: ReLU, 1x1 conv 2h->h, ReLU, 3x3 mask-B conv h->h, ReLU, dropout
+  Each block: ReLU, 1x1 conv 2h->h, ReLU, 3 x `config.kernel_width` (paper: 3x3)
+  mask-B conv h->h, ReLU, dropout
   (`residual_dropout`), 1x1 conv h->2h, added to the block input. All
   convolutions are masked (type B) so that the colour groups stay causal.
   """
@@ -191,8 +204,8 @@ def pixelcnn(x, config):
     y = keras.layers.ReLU()(x)
     y = MaskedConv2D(h, 1, num_groups=groups, activation="relu",
                      name=f"block{i}_in")(y)
-    y = MaskedConv2D(h, 3, num_groups=groups, activation="relu",
-                     name=f"block{i}_conv")(y)
+    y = MaskedConv2D(h, (3, config.kernel_width), num_groups=groups,
+                     activation="relu", name=f"block{i}_conv")(y)
     y = residual_dropout(y, config, f"block{i}_dropout")
     y = MaskedConv2D(2 * h, 1, num_groups=groups, name=f"block{i}_out")(y)
     x = keras.layers.Add(name=f"block{i}_residual")([x, y])  # (B, H, W, 2h)

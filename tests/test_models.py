@@ -4,6 +4,7 @@ Parametrized over `models.MODELS` (and the class-conditional variant of each fam
 in `models.CONDITIONAL_FAMILIES`), so a newly registered family is covered at once.
 """
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -155,6 +156,46 @@ def test_model_config_errors_are_clear():
     models.ModelConfig(model="pixelcnn", num_classes=10)
   with pytest.raises(ValueError, match="Invalid `dropout`"):
     models.ModelConfig(dropout=1.0)
+  with pytest.raises(ValueError, match="Invalid `kernel_width`"):
+    models.ModelConfig(kernel_width=4)
+  with pytest.raises(ValueError, match="has no such kernel"):
+    models.ModelConfig(model="row_lstm", kernel_width=5)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_wide_kernel_pixelcnn_keeps_causality(channels):
+  """`kernel_width=5` residual blocks: conditionals move only after the changed
+  sub-pixel, and each conditional still sums to 1."""
+  num_levels = 2 if channels == 1 else 256
+  config = dataclasses.replace(small_config("pixelcnn", channels, num_levels, size=7),
+                               kernel_width=5)
+  model = build_random(config)
+  image = random_images(config, 1)[0]
+  logits = model(image[None]).numpy()[0]
+  for i, j, c in [(0, 0, 0), (2, 3, channels - 1), (4, 0, 0), (6, 6, channels - 1)]:
+    perturbed = image.copy()
+    perturbed[i, j, c] = (int(image[i, j, c]) + num_levels // 2) % num_levels
+    assert_only_later_conditionals_move("pixelcnn", logits,
+                                        model(perturbed[None]).numpy()[0], (i, j, c))
+  probs = tf.exp(distributions.conditionals(logits[None], num_levels).log_prob(
+      np.arange(num_levels).reshape((num_levels, 1, 1, 1, 1)) *
+      np.ones((1,) + config.image_shape, np.int32)))
+  np.testing.assert_allclose(tf.reduce_sum(probs, axis=0), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("kernel_width, sees_it", [(3, False), (7, True)])
+def test_wider_blocks_see_into_the_paper_pixelcnns_blind_spot(kernel_width, sees_it):
+  """Two rows up, the paper's 3x3 blocks reach 4 columns right of the pixel (7x7
+  mask A: 3 in the row above, then 1 per block and row); 3x7 blocks reach 6.
+  x[3, 8] is in the 3x3 network's blind spot for the conditional at (5, 3)."""
+  config = models.ModelConfig(image_shape=(10, 12, 1), num_levels=2, num_layers=3,
+                              hidden_dims=6, output_dims=12, kernel_width=kernel_width)
+  model = build_random(config)
+  images = np.repeat(random_images(config, 1), 2, axis=0)
+  images[1, 3, 8, 0] = 1 - images[1, 3, 8, 0]
+  logits = model(images).numpy()
+  moved = np.abs(logits[1, 5, 3] - logits[0, 5, 3]).max()
+  assert (moved > 1e-6) == sees_it, moved
 
 
 def test_config_json_round_trip():

@@ -54,14 +54,15 @@ def test_sampler_compiles_with_xla_and_is_deterministic():
 
 
 def randomized_model(image_shape, num_levels, family="pixelcnn", num_layers=2,
-                     num_classes=0, dropout=0.0):
+                     num_classes=0, dropout=0.0, kernel_width=3):
   """A model whose every weight and bias is random (zero biases hide bugs)."""
   tf.keras.utils.set_random_seed(1)
   model = models.build(models.ModelConfig(model=family, image_shape=image_shape,
                                           num_levels=num_levels,
                                           num_layers=num_layers, hidden_dims=4,
                                           output_dims=8, num_classes=num_classes,
-                                          dropout=dropout))
+                                          dropout=dropout,
+                                          kernel_width=kernel_width))
   rng = np.random.default_rng(2)
   for v in model.trainable_weights:
     v.assign(rng.normal(0.0, 0.5, v.shape).astype(np.float32))
@@ -84,6 +85,19 @@ def test_cached_sampler_draws_what_the_naive_sampler_draws(image_shape, num_leve
   np.testing.assert_array_equal(cached[:, :known_rows], images[:, :known_rows])
   # The images are not constant: the comparison covers varied values.
   assert len(np.unique(naive[:, known_rows:])) > 1
+
+
+@pytest.mark.parametrize("image_shape,num_levels", [((6, 7, 1), 2), ((4, 5, 3), 256)])
+def test_cached_sampler_draws_what_the_naive_sampler_draws_for_wide_pixelcnn_blocks(
+    image_shape, num_levels):
+  """`kernel_width=5`: the cached sampler's 2 x 5 windows of the block convs."""
+  model = randomized_model(image_shape, num_levels, kernel_width=5)
+  images = np.zeros((3,) + image_shape, np.uint8)
+  seed = tf.constant([9, 0])
+  naive = sampling.complete_naive(model, images, 0, num_levels, seed).numpy()
+  cached = sampling.complete_cached(model, images, 0, num_levels, seed).numpy()
+  np.testing.assert_array_equal(cached, naive)
+  assert len(np.unique(naive)) > 1
 
 
 @pytest.mark.parametrize("family", sorted(sampling.CACHED_FAMILIES))

@@ -318,6 +318,7 @@ def test_kill_9_mid_run_then_same_command_resumes(image_folder, tmp_path):
     (["--data_dir=/no/such/dir", "--dropout=1.5"], "Invalid `dropout`"),
     (["--data_dir=/no/such/dir", "--num_layers=0"], "Invalid `num_layers`"),
     (["--data_dir=/no/such/dir", "--model=pixel_gan"], "Invalid `model`"),
+    (["--data_dir=/no/such/dir", "--kernel_width=4"], "Invalid `kernel_width`"),
 ])
 def test_bad_flags_fail_with_clear_message(tmp_path, args, message):
   result = run_train_py([f"--model_dir={tmp_path}/m"] + args)
