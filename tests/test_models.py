@@ -54,10 +54,17 @@ def test_causality_by_perturbation(family, num_classes, channels):
   config = small_config(family, channels, num_levels, num_classes=num_classes)
   model = build_random(config)
   h, w, _ = config.image_shape
-  image = random_images(config, 1)[0]
   targets = [(0, 0, 0), (2, 3, 0), (h - 1, w - 1, channels - 1), (3, 1, channels - 1)]
   if channels == 3:
     targets += [(2, 2, 1), (4, 0, 2)]
+  assert_causal(family, model, config, targets)
+
+
+def assert_causal(family, model, config, targets):
+  """Perturbs each sub-pixel (i, j, c) of `targets` in a random image (by half the
+  levels) and checks `assert_only_later_conditionals_move` for each."""
+  num_levels = config.num_levels
+  image = random_images(config, 1)[0]
   batch = [image]
   for i, j, c in targets:
     perturbed = image.copy()
@@ -91,9 +98,14 @@ def test_conditionals_are_normalized(family, num_classes, channels, num_levels):
                         num_classes=num_classes)
   model = build_random(config)
   images = random_images(config, 2)
-  dist = distributions.conditionals(logits_of(model, images), num_levels)
+  assert_conditionals_sum_to_one(logits_of(model, images), num_levels)
+
+
+def assert_conditionals_sum_to_one(logits, num_levels):
+  """Each conditional of logits `(B, H, W, C, K)` sums to 1 over its levels."""
+  dist = distributions.conditionals(logits, num_levels)
   values = np.arange(num_levels).reshape((num_levels, 1, 1, 1, 1))
-  probs = tf.exp(dist.log_prob(values * np.ones_like(images, np.int32)))
+  probs = tf.exp(dist.log_prob(values * np.ones(tuple(logits.shape[:-1]), np.int32)))
   np.testing.assert_allclose(tf.reduce_sum(probs, axis=0), 1.0, atol=1e-5)
 
 
@@ -170,17 +182,9 @@ def test_wide_kernel_pixelcnn_keeps_causality(channels):
   config = dataclasses.replace(small_config("pixelcnn", channels, num_levels, size=7),
                                kernel_width=5)
   model = build_random(config)
-  image = random_images(config, 1)[0]
-  logits = model(image[None]).numpy()[0]
-  for i, j, c in [(0, 0, 0), (2, 3, channels - 1), (4, 0, 0), (6, 6, channels - 1)]:
-    perturbed = image.copy()
-    perturbed[i, j, c] = (int(image[i, j, c]) + num_levels // 2) % num_levels
-    assert_only_later_conditionals_move("pixelcnn", logits,
-                                        model(perturbed[None]).numpy()[0], (i, j, c))
-  probs = tf.exp(distributions.conditionals(logits[None], num_levels).log_prob(
-      np.arange(num_levels).reshape((num_levels, 1, 1, 1, 1)) *
-      np.ones((1,) + config.image_shape, np.int32)))
-  np.testing.assert_allclose(tf.reduce_sum(probs, axis=0), 1.0, atol=1e-5)
+  assert_causal("pixelcnn", model, config,
+                [(0, 0, 0), (2, 3, channels - 1), (4, 0, 0), (6, 6, channels - 1)])
+  assert_conditionals_sum_to_one(model(random_images(config, 2)), num_levels)
 
 
 @pytest.mark.parametrize("kernel_width, sees_it", [(3, False), (7, True)])
