@@ -12,9 +12,10 @@ change the work) and reports images/s:
                         Python loop: one call), BASELINES's configuration,
                         `--tfp_samples` images (it is slow)
 
-PixelCNN (default size, 12 x h=16) runs both samplers with `jit_compile` off and on,
-`--num_samples` images, the first call (tracing, compiling) timed apart from a
-second one. The other families (gated_pixelcnn 12 x h=16, the recurrent ones at the
+PixelCNN (default size, 12 x h=16 with 3x3 blocks; `--pixelcnn_hidden_dims` and
+`--kernel_width` change h and the block width) runs both samplers with `jit_compile`
+off and on, `--num_samples` images, the first call (tracing, compiling) timed apart
+from a second one. The other families (gated_pixelcnn 12 x h=16, the recurrent ones at the
 paper's 7 x h=16, the multi-scale model with two 7 x h=16 Row LSTM networks) run
 the naive sampler as the package runs it (without XLA,
 `--naive_samples` images, one call) and the cached one with XLA off and on
@@ -24,6 +25,8 @@ images for the same seed (tests/test_sampling.py), so the ratio is pure speed.
   python bench/sampling.py            # full run
   python bench/sampling.py --quick    # smoke run: tiny models, 2 images of 8x8
   python bench/sampling.py --families=multiscale,tfp   # a subset
+  python bench/sampling.py --families=pixelcnn --pixelcnn_hidden_dims=32 \
+      --kernel_width=7                # PixelCNN 12 x h=32 with 3x7 blocks
 """
 
 import argparse
@@ -63,17 +66,18 @@ FAMILIES = ("pixelcnn", "gated_pixelcnn", "row_lstm", "diagonal_bilstm", "multis
 
 
 def ours(family, num_layers, hidden_dims, num_samples, image_shape, sampler,
-         jit_compile, calls=2):
+         jit_compile, calls=2, kernel_width=3):
   config = models.ModelConfig(model=family, image_shape=image_shape,
                               num_layers=num_layers, hidden_dims=hidden_dims,
-                              output_dims=2 * hidden_dims)
+                              output_dims=2 * hidden_dims, kernel_width=kernel_width)
   model = models.build(config)
   blank = tf.zeros((num_samples,) + tuple(image_shape), tf.uint8)
   draw = tf.function(lambda: SAMPLERS[sampler](model, blank, 0, 2, tf.constant([0, 0])),
                      jit_compile=jit_compile)
   result = time_calls(lambda: draw().numpy(), num_samples, calls)
-  result.update(sampler=f"{family} {num_layers} x h={hidden_dims} {sampler}, XLA "
-                        f"{'on' if jit_compile else 'off'}",
+  blocks = f" 3x{kernel_width} blocks" if kernel_width != 3 else ""
+  result.update(sampler=f"{family} {num_layers} x h={hidden_dims}{blocks} {sampler}, "
+                        f"XLA {'on' if jit_compile else 'off'}",
                 params=int(model.count_params()))
   return result
 
@@ -94,7 +98,6 @@ def markdown(results):
         f"{r['steady_s']:.1f}", f"{r['images_per_s']:.3f}"] for r in results])
 
 
-
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--quick", action="store_true",
@@ -105,6 +108,10 @@ def main(argv=None):
   parser.add_argument("--tfp_samples", type=int, default=4)
   parser.add_argument("--families", default=",".join(FAMILIES),
                       help="Comma-separated subset of: " + ",".join(FAMILIES))
+  parser.add_argument("--pixelcnn_hidden_dims", type=int, default=16,
+                      help="h of the pixelcnn runs (12 layers; 4 with --quick).")
+  parser.add_argument("--kernel_width", type=int, default=3,
+                      help="Width of the pixelcnn runs' 3 x k block convs.")
   parser.add_argument("--out", default=os.path.join("bench", "results",
                                                     "sampling.json"))
   args = parser.parse_args(argv)
@@ -112,11 +119,12 @@ def main(argv=None):
     args.num_samples = args.naive_samples = args.tfp_samples = 2
   image_shape = (8, 8, 1) if args.quick else contestants.IMAGE_SHAPE
   # (family, layers, h, sampler, XLA, images, calls)
-  pixelcnn = (1, 4) if args.quick else (12, 16)
+  pixelcnn = (1, 4) if args.quick else (12, args.pixelcnn_hidden_dims)
+  gated = (1, 4) if args.quick else (12, 16)
   recurrent = (1, 4) if args.quick else (7, 16)
   runs = [("pixelcnn", *pixelcnn, sampler, xla, args.num_samples, 2)
           for sampler in SAMPLERS for xla in (False, True)]
-  others = [("gated_pixelcnn", *pixelcnn), ("row_lstm", *recurrent),
+  others = [("gated_pixelcnn", *gated), ("row_lstm", *recurrent),
             ("diagonal_bilstm", *recurrent), ("multiscale", *recurrent)]
   for family, *size in others:
     runs += [(family, *size, "naive", False, args.naive_samples, 1)]
@@ -132,8 +140,9 @@ def main(argv=None):
   results = []
   for family, layers, hidden, sampler, xla, num_samples, calls in runs:
     keras.utils.set_random_seed(0)
+    kernel_width = args.kernel_width if family == "pixelcnn" else 3
     results.append(ours(family, layers, hidden, num_samples, image_shape, sampler,
-                        xla, calls))
+                        xla, calls, kernel_width))
     print(results[-1], flush=True)
   if "tfp" in families:
     results.append(tfp_pixelcnn(4 if args.quick else 32, args.tfp_samples,

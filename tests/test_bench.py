@@ -56,6 +56,25 @@ def test_step_time_times_only_the_models_and_variants_asked_for(tmp_path):
       ("pixelcnn", False, "float32"), ("row_lstm", False, "float32")]
 
 
+@pytest.mark.slow
+def test_sampling_bench_times_pixelcnn_with_the_block_width_asked_for(tmp_path):
+  from pixelrnn_tf import models  # pylint: disable=g-import-not-at-top
+  out = tmp_path / "result.json"
+  run(["bench/sampling.py", "--quick", "--families=pixelcnn", "--kernel_width=5",
+       f"--out={out}"], tmp_path)
+  results = json.loads(out.read_text())["results"]
+  assert [r["sampler"] for r in results] == [
+      f"pixelcnn 1 x h=4 3x5 blocks {sampler}, XLA {xla}"
+      for sampler in ("naive", "cached") for xla in ("off", "on")]
+  params = {
+      width: models.build(models.ModelConfig(
+          model="pixelcnn", image_shape=(8, 8, 1), num_layers=1, hidden_dims=4,
+          output_dims=8, kernel_width=width)).count_params()
+      for width in (3, 5)}
+  assert params[3] != params[5]
+  assert {r["params"] for r in results} == {params[5]}
+
+
 def test_race_learning_rate_warms_up_then_follows_a_cosine_over_wall_time():
   # race_tfp.py's schedule: train.py's, over 110 s of training with 10 s of warmup.
   from pixelrnn_tf import training  # pylint: disable=g-import-not-at-top
