@@ -18,19 +18,24 @@ def run(args, tmp_path):
   return result.stdout
 
 
+def quick_report(script, flags, tmp_path):
+  """Runs `script --quick` with `flags`; returns (its stdout, its JSON report)."""
+  out = tmp_path / "result.json"
+  stdout = run([script, "--quick", f"--out={out}"] + flags, tmp_path)
+  return stdout, json.loads(out.read_text())
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("script", ["bench/step_time.py", "bench/score_throughput.py",
                                     "bench/race_tfp.py", "bench/sampling.py",
                                     "bench/memory.py", "bench/op_profile.py",
                                     "bench/masked_conv.py"])
 def test_bench_script_quick_mode_writes_table_and_json(script, tmp_path):
-  out = tmp_path / "result.json"
   race = script == "bench/race_tfp.py"
   extra = [f"--save_dir={tmp_path}/saved", "--lr_schedule=cosine",
            "--learning_rate=0.01", "--warmup_s=0.5"] if race else []
-  stdout = run([script, "--quick", f"--out={out}"] + extra, tmp_path)
+  stdout, report = quick_report(script, extra, tmp_path)
   assert "|" in stdout  # the Markdown table
-  report = json.loads(out.read_text())
   assert report["quick"] is True and report["results"]
   if race:
     # The race saved its first contestant, ours, as a train.py model_dir.
@@ -48,10 +53,9 @@ def test_bench_script_quick_mode_writes_table_and_json(script, tmp_path):
 
 @pytest.mark.slow
 def test_step_time_times_only_the_models_and_variants_asked_for(tmp_path):
-  out = tmp_path / "result.json"
-  run(["bench/step_time.py", "--quick", "--models=row_lstm,pixelcnn", "--plain_only",
-       f"--out={out}"], tmp_path)
-  results = json.loads(out.read_text())["results"]
+  _, report = quick_report("bench/step_time.py",
+                           ["--models=row_lstm,pixelcnn", "--plain_only"], tmp_path)
+  results = report["results"]
   assert [(r["model"], r["jit_compile"], r["policy"]) for r in results] == [
       ("pixelcnn", False, "float32"), ("row_lstm", False, "float32")]
 
@@ -59,10 +63,9 @@ def test_step_time_times_only_the_models_and_variants_asked_for(tmp_path):
 @pytest.mark.slow
 def test_sampling_bench_times_pixelcnn_with_the_block_width_asked_for(tmp_path):
   from pixelrnn_tf import models  # pylint: disable=g-import-not-at-top
-  out = tmp_path / "result.json"
-  run(["bench/sampling.py", "--quick", "--families=pixelcnn", "--kernel_width=5",
-       f"--out={out}"], tmp_path)
-  results = json.loads(out.read_text())["results"]
+  _, report = quick_report("bench/sampling.py",
+                           ["--families=pixelcnn", "--kernel_width=5"], tmp_path)
+  results = report["results"]
   assert [r["sampler"] for r in results] == [
       f"pixelcnn 1 x h=4 3x5 blocks {sampler}, XLA {xla}"
       for sampler in ("naive", "cached") for xla in ("off", "on")]
