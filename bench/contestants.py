@@ -45,15 +45,19 @@ def tfp_pixelcnn(num_filters=32, image_shape=IMAGE_SHAPE, init_images=None):
 class Ours:
   """A family of this package, `layers` x `hidden`, with its Bernoulli head.
 
-  `output_dims` (maps of the 1x1 output layers) defaults to 2 * hidden.
+  `output_dims` (maps of the 1x1 output layers) defaults to 2 * hidden;
+  `kernel_width` is PixelCNN's block-conv width (3: the paper's 3x3).
   """
 
-  def __init__(self, model, layers, hidden, output_dims=None, learning_rate=1e-3):
+  def __init__(self, model, layers, hidden, output_dims=None, learning_rate=1e-3,
+               kernel_width=3):
     self.config = models.ModelConfig(model=model, num_layers=layers,
                                      hidden_dims=hidden,
-                                     output_dims=output_dims or 2 * hidden)
+                                     output_dims=output_dims or 2 * hidden,
+                                     kernel_width=kernel_width)
     self.name = model
-    self.description = f"{model} {layers} x h={hidden}"
+    blocks = f", 3x{kernel_width} blocks" if kernel_width != 3 else ""
+    self.description = f"{model} {layers} x h={hidden}{blocks}"
     self.model = models.build(self.config)
     self.variables = self.model.trainable_variables
     self.optimizer = keras.optimizers.Adam(learning_rate)

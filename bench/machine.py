@@ -6,13 +6,29 @@ import platform
 
 import keras
 import tensorflow as tf
+from tensorflow.python.util import _pywrap_util_port  # pylint: disable=g-direct-tensorflow-import
+
+
+def cpu_model():
+  """The CPU's model name from /proc/cpuinfo (Linux), else `platform.processor()`."""
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        if line.startswith("model name"):
+          return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor()
 
 
 def machine_info():
-  """Returns platform, versions, cores, load average and devices as a dict."""
+  """Returns platform, CPU, versions, cores, load average, devices and whether
+  TensorFlow's oneDNN CPU kernels are on, as a dict."""
   gpus = tf.config.list_physical_devices("GPU")
-  return {"platform": platform.platform(), "python": platform.python_version(),
+  return {"platform": platform.platform(), "cpu": cpu_model(),
+          "python": platform.python_version(),
           "tensorflow": tf.__version__, "keras": keras.__version__,
+          "onednn": bool(_pywrap_util_port.IsMklEnabled()),
           "cpu_count": os.cpu_count(), "load_average": list(os.getloadavg()),
           "gpus": [g.name for g in gpus], "device": "GPU" if gpus else "CPU"}
 

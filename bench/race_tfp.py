@@ -15,7 +15,7 @@ on `--eval_examples` validation images. Prints a Markdown table and writes the J
 
 Contestants:
   --model       a family of this package (default pixelcnn), `--layers` x `--hidden`
-                (output layers 2*hidden)
+                (output layers 2*hidden; PixelCNN's block convs 3x`--kernel_width`)
   tfd.PixelCNN  TF Probability's PixelCNN++ (num_resnet=1, num_hierarchies=2,
                 num_filters=`--tfp_filters`, 1 logistic, pixel values 0/1); 32 filters
                 (624,582 parameters) is BASELINES.md's setup; 12 (88,782) matches
@@ -36,6 +36,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import pixelrnn_tf  # pylint: disable=g-import-not-at-top,unused-import  # oneDNN on, before TF loads
 
 import keras  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
@@ -138,6 +139,8 @@ def main(argv=None):
   parser.add_argument("--layers", type=int, default=12,
                       help="Its residual blocks / layers.")
   parser.add_argument("--hidden", type=int, default=16, help="Its h.")
+  parser.add_argument("--kernel_width", type=int, default=3,
+                      help="PixelCNN: its block convs' width (7: 3x7, mask B).")
   parser.add_argument("--learning_rate", type=float, default=1e-3,
                       help="Adam's learning rate (TFP's too, unless given).")
   parser.add_argument("--tfp_learning_rate", type=float, default=None,
@@ -176,11 +179,12 @@ def main(argv=None):
   results = []
   tfp_learning_rate = args.tfp_learning_rate or args.learning_rate
   if args.quick:
-    makers = {"ours": lambda: Ours(args.model, 1, 8),
+    makers = {"ours": lambda: Ours(args.model, 1, 8, kernel_width=args.kernel_width),
               "tfp": lambda: TFP(init_images, num_filters=4)}
   else:
     makers = {"ours": lambda: Ours(args.model, args.layers, args.hidden,
-                                   learning_rate=args.learning_rate),
+                                   learning_rate=args.learning_rate,
+                                   kernel_width=args.kernel_width),
               "tfp": lambda: TFP(init_images, args.tfp_filters, tfp_learning_rate)}
   # TFP's data-dependent init sees a training batch; the race then starts afresh.
   init_images = next(iter(train_batches))[0]

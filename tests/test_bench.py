@@ -11,7 +11,10 @@ from conftest import REPO
 
 
 def run(args, tmp_path):
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  # Unset, as for a user: each script must import pixelrnn_tf before TensorFlow
+  # to turn oneDNN on (its report's machine["onednn"]).
+  env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+  env["TF_CPP_MIN_LOG_LEVEL"] = "2"
   result = subprocess.run([sys.executable] + args, cwd=REPO, env=env, timeout=600,
                           capture_output=True, text=True, check=False)
   assert result.returncode == 0, result.stderr[-3000:]
@@ -37,6 +40,7 @@ def test_bench_script_quick_mode_writes_table_and_json(script, tmp_path):
   stdout, report = quick_report(script, extra, tmp_path)
   assert "|" in stdout  # the Markdown table
   assert report["quick"] is True and report["results"]
+  assert report["machine"]["onednn"] is True
   if race:
     # The race saved its first contestant, ours, as a train.py model_dir.
     from pixelrnn_tf import training  # pylint: disable=g-import-not-at-top
@@ -76,6 +80,22 @@ def test_sampling_bench_times_pixelcnn_with_the_block_width_asked_for(tmp_path):
       for width in (3, 5)}
   assert params[3] != params[5]
   assert {r["params"] for r in results} == {params[5]}
+
+
+@pytest.mark.slow
+def test_race_trains_pixelcnn_with_the_block_width_asked_for(tmp_path):
+  from pixelrnn_tf import models  # pylint: disable=g-import-not-at-top
+  _, report = quick_report("bench/race_tfp.py",
+                           ["--contestants=ours", "--kernel_width=5"], tmp_path)
+  [result] = report["results"]
+  assert result["description"] == "pixelcnn 1 x h=8, 3x5 blocks"
+  params = {
+      width: models.build(models.ModelConfig(
+          model="pixelcnn", num_layers=1, hidden_dims=8, output_dims=16,
+          kernel_width=width)).count_params()
+      for width in (3, 5)}
+  assert params[3] != params[5]
+  assert result["params"] == params[5]
 
 
 def test_race_learning_rate_warms_up_then_follows_a_cosine_over_wall_time():

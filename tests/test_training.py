@@ -268,6 +268,20 @@ def test_corrupt_checkpoint_gives_clear_error(image_folder, tmp_path):
     training.evaluate(model_dir, "validation")
 
 
+@pytest.mark.parametrize("setting, expected", [(None, "True"), ("0", "False")])
+def test_importing_the_package_before_tensorflow_turns_onednn_on_unless_set_to_0(
+    setting, expected):
+  env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+  if setting is not None:
+    env["TF_ENABLE_ONEDNN_OPTS"] = setting
+  code = ("import pixelrnn_tf, tensorflow\n"
+          "from tensorflow.python.util import _pywrap_util_port\n"
+          "print(_pywrap_util_port.IsMklEnabled())")
+  result = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                          text=True, env=env, cwd=REPO, check=True)
+  assert result.stdout.split()[-1] == expected
+
+
 def run_train_py(args, timeout=300):
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
   return subprocess.run([sys.executable, os.path.join(REPO, "train.py")] + args,
