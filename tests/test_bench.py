@@ -28,6 +28,17 @@ def quick_report(script, flags, tmp_path):
   return stdout, json.loads(out.read_text())
 
 
+def pixelcnn_params_by_block_width(**size):
+  """{3: params, 5: params} of a PixelCNN of `size` with 3x3 and 3x5 blocks; checks
+  that they differ, so a bench that drops the width is caught by its count."""
+  from pixelrnn_tf import models  # pylint: disable=g-import-not-at-top
+  params = {width: models.build(models.ModelConfig(
+      model="pixelcnn", kernel_width=width, **size)).count_params()
+            for width in (3, 5)}
+  assert params[3] != params[5]
+  return params
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("script", ["bench/step_time.py", "bench/score_throughput.py",
                                     "bench/race_tfp.py", "bench/sampling.py",
@@ -66,35 +77,25 @@ def test_step_time_times_only_the_models_and_variants_asked_for(tmp_path):
 
 @pytest.mark.slow
 def test_sampling_bench_times_pixelcnn_with_the_block_width_asked_for(tmp_path):
-  from pixelrnn_tf import models  # pylint: disable=g-import-not-at-top
   _, report = quick_report("bench/sampling.py",
                            ["--families=pixelcnn", "--kernel_width=5"], tmp_path)
   results = report["results"]
   assert [r["sampler"] for r in results] == [
       f"pixelcnn 1 x h=4 3x5 blocks {sampler}, XLA {xla}"
       for sampler in ("naive", "cached") for xla in ("off", "on")]
-  params = {
-      width: models.build(models.ModelConfig(
-          model="pixelcnn", image_shape=(8, 8, 1), num_layers=1, hidden_dims=4,
-          output_dims=8, kernel_width=width)).count_params()
-      for width in (3, 5)}
-  assert params[3] != params[5]
+  params = pixelcnn_params_by_block_width(image_shape=(8, 8, 1), num_layers=1,
+                                          hidden_dims=4, output_dims=8)
   assert {r["params"] for r in results} == {params[5]}
 
 
 @pytest.mark.slow
 def test_race_trains_pixelcnn_with_the_block_width_asked_for(tmp_path):
-  from pixelrnn_tf import models  # pylint: disable=g-import-not-at-top
   _, report = quick_report("bench/race_tfp.py",
                            ["--contestants=ours", "--kernel_width=5"], tmp_path)
   [result] = report["results"]
   assert result["description"] == "pixelcnn 1 x h=8, 3x5 blocks"
-  params = {
-      width: models.build(models.ModelConfig(
-          model="pixelcnn", num_layers=1, hidden_dims=8, output_dims=16,
-          kernel_width=width)).count_params()
-      for width in (3, 5)}
-  assert params[3] != params[5]
+  params = pixelcnn_params_by_block_width(num_layers=1, hidden_dims=8,
+                                          output_dims=16)
   assert result["params"] == params[5]
 
 
