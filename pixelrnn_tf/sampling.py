@@ -65,12 +65,11 @@ def has_cached_sampler(model):
 def prefers_xla(model):
   """Whether `model`'s sampler should compile with XLA whatever `--jit_compile` says.
 
-  True for the families in `XLA_SAMPLED_FAMILIES`: on the 2-core CPU
-  (bench/sampling.py) XLA makes PixelCNN's cached sampler about 7x faster (its loop
-  body is many small ops, which XLA fuses), but the other cached samplers and the
-  naive one slower.
+  True wherever the cached sampler runs: its loop body is many small ops per
+  sub-pixel, which XLA fuses, updating the caches in place; on the 2-core CPU
+  (bench/sampling.py, 2026-12-01) that makes it 6.5-25x faster than without XLA.
   """
-  return has_cached_sampler(model) and model.name in XLA_SAMPLED_FAMILIES
+  return has_cached_sampler(model)
 
 
 def complete_naive(model, images, start, num_levels, seed, labels=None):
@@ -150,7 +149,7 @@ def _complete_cached(model, family, images, start, num_levels, seed, labels=None
   `seed_positions` and `keep` go to `_ancestral_loop`.
   """
   images = tf.convert_to_tensor(images, tf.uint8)
-  _, _, width, channels = images.shape
+  channels = images.shape[-1]
   convs = {layer.name: _pixel_weights(layer.masked_kernel(), layer.bias,
                                       layer.activation)
            for layer in model.layers if isinstance(layer, MaskedConv2D)}
@@ -169,14 +168,14 @@ def _complete_cached(model, family, images, start, num_levels, seed, labels=None
     caches = dict(caches)
     for name, window in network.image_windows.items():
       caches[name] = _write_pixel(caches[name], i, j, pixel, window)
-    if network.row_end is None:
-      return caches
-    row_done = tf.logical_and(tf.equal(j, width - 1), tf.equal(c, channels - 1))
-    return tf.cond(row_done, lambda: network.row_end(i, dict(caches)),
-                   lambda: caches)
+    return caches
 
+  on_row_drawn = None
+  if network.row_end is not None:
+    on_row_drawn = lambda i, caches: network.row_end(i, dict(caches))
   return _ancestral_loop(images, start, num_levels, seed, logits_at, network.caches,
-                         on_drawn, seed_positions=seed_positions, keep=keep)
+                         on_drawn, on_row_drawn, seed_positions=seed_positions,
+                         keep=keep)
 
 
 class _CachedNetwork(typing.NamedTuple):
@@ -233,8 +232,10 @@ def _pixelcnn_caches(model, inputs, convs):
 
 def _row_lstm_caches(model, inputs, convs):
   """`models.row_lstm`: caches the 7x7 conv's input and, per Row LSTM layer, its
-  input (read at the pixel and its left neighbour), hidden states (the previous
-  row's, at columns j-1..j+1) and cell states (the previous row's, at column j).
+  input (read at the pixel and its left neighbour) and its hidden and cell states
+  side by side in one map (the previous row's: h read at columns j-1..j+1, c at
+  column j). One window read serves both states: a separate read of c, fused by
+  XLA into the update that overwrites it, made XLA copy the cache every step.
 
   Its `pixel_step` runs pixel (i, j) through the recurrent blocks to the sum of
   the skips. In a multi-scale network's conditional stack each layer's input also
@@ -253,28 +254,32 @@ def _row_lstm_caches(model, inputs, convs):
   for layer, x in zip(lstms, maps[1:]):
     h, c = layer.hidden_and_cell(x)
     caches[layer.name + "/x"] = _pad_for_window(x, _ROW_WINDOW)
-    caches[layer.name + "/h"] = _pad_for_window(tf.cast(h, tf.float32), _ABOVE_3)
-    caches[layer.name + "/c"] = _pad_for_window(tf.cast(c, tf.float32), _ABOVE_1)
-    # State to state: a 1x3 conv of the previous row's h, a causal window of one
-    # row over the h cache (padded one row above), so it reads row i-1, j-1..j+1.
-    no_bias = tf.zeros([recurrent.NUM_GATES * layer.units])
+    caches[layer.name + "/hc"] = _pad_for_window(
+        tf.cast(tf.concat([h, c], -1), tf.float32), _ABOVE_3)
+    # State to state: a 1x3 conv of the previous row's h, one matmul over the
+    # flattened h of row i-1, columns j-1..j+1: `(3h, 4h)`.
+    recurrent_matrix = tf.reshape(tf.cast(layer.recurrent_kernel, tf.float32),
+                                  (-1, recurrent.NUM_GATES * layer.units))
     steps.append((layer.name,
                   _pixel_weights(layer.masked_input_kernel(), layer.bias),
-                  _pixel_weights(layer.recurrent_kernel[None], no_bias)))
+                  recurrent_matrix))
 
   def pixel_step(i, j, caches):
     x = _first_layer_at(convs, caches, i, j)
     skips = 0.0
-    for b, (name, input_weights, recurrent_weights) in enumerate(steps):
+    for b, (name, input_weights, recurrent_matrix) in enumerate(steps):
       x_in = x if biases is None else x + biases[b][:, i, j]
       caches[name + "/x"] = _write_pixel(caches[name + "/x"], i, j, x_in,
                                          _ROW_WINDOW)
-      c_above = _read_pixel(caches[name + "/c"], i, j)  # (i - 1, j)
+      above = _window(caches[name + "/hc"], i, j, 1, 3)  # row i - 1, j-1..j+1
+      units = above.shape[-1] // 2
+      h_above = tf.reshape(above[..., :units], [tf.shape(above)[0], 3 * units])
+      c_above = above[:, 0, 1, units:]  # (i - 1, j)
       pre = (_conv_at(input_weights, caches[name + "/x"], i, j) +
-             _conv_at(recurrent_weights, caches[name + "/h"], i, j))  # (B, 4h)
+             tf.matmul(h_above, recurrent_matrix))  # (B, 4h)
       h, c = recurrent.lstm_update(pre, c_above)
-      caches[name + "/h"] = _write_pixel(caches[name + "/h"], i, j, h, _ABOVE_3)
-      caches[name + "/c"] = _write_pixel(caches[name + "/c"], i, j, c, _ABOVE_1)
+      caches[name + "/hc"] = _write_pixel(caches[name + "/hc"], i, j,
+                                          tf.concat([h, c], -1), _ABOVE_3)
       x = x + _conv_at(convs[f"layer{b}_out"], h)
       skips += _conv_at(convs[f"layer{b}_skip"], x)
     return skips, caches
@@ -284,8 +289,9 @@ def _row_lstm_caches(model, inputs, convs):
 
 def _diagonal_bilstm_caches(model, inputs, convs):
   """`models.diagonal_bilstm`: caches the 7x7 conv's input and, per layer, its
-  input, the left-to-right hidden and cell states (read one row up and one column
-  left) and the right-to-left hidden states (read one row up).
+  input, the left-to-right hidden and cell states side by side in one map (read
+  one row up and one column left, in one window as for the Row LSTM) and the
+  right-to-left hidden states (read one row up).
 
   In the image's own coordinates the left-to-right cell (i, j) follows (i, j - 1)
   and (i - 1, j); the right-to-left cell (i, j) follows (i, j + 1) and (i - 1, j),
@@ -306,8 +312,8 @@ def _diagonal_bilstm_caches(model, inputs, convs):
   for layer, x in zip(lstms, maps[1:]):
     h, c = (tf.cast(s, tf.float32) for s in layer.directional_states(x))
     caches[layer.name + "/x"] = x  # (B, H, W + 1, 2h)
-    caches[layer.name + "/h"] = _pad_for_window(h[0], _ABOVE_3)
-    caches[layer.name + "/c"] = _pad_for_window(c[0], _ABOVE_3)
+    caches[layer.name + "/hc"] = _pad_for_window(tf.concat([h[0], c[0]], -1),
+                                                 _ABOVE_3)
     caches[layer.name + "/h_rtl"] = _pad_for_window(h[1], _ABOVE_1)
     layers.append((layer.name, layer.units,
                    tf.cast(layer.masked_input_kernel(), tf.float32),  # (2, C_in, 4h)
@@ -317,16 +323,16 @@ def _diagonal_bilstm_caches(model, inputs, convs):
   def pixel_step(i, j, caches):
     x = _first_layer_at(convs, caches, i, j)
     skips = 0.0
-    for b, (name, _, input_kernel, bias, recurrent_kernel) in enumerate(layers):
+    for b, (name, units, input_kernel, bias, recurrent_kernel) in enumerate(layers):
       caches[name + "/x"] = _write_pixel(caches[name + "/x"], i, j, x, (1, 1))
-      above = _read_pixel(caches[name + "/h"], i, j + 1)  # (i - 1, j)
-      left = _read_pixel(caches[name + "/h"], i + 1, j)  # (i, j - 1)
-      c_left = _read_pixel(caches[name + "/c"], i + 1, j)
+      window = _window(caches[name + "/hc"], i, j, 2, 2)  # rows i-1..i, j-1..j
+      above, left = window[:, 0, 1, :units], window[:, 1, 0, :units]
+      c_left = window[:, 1, 0, units:]
       pre = (tf.matmul(x, input_kernel[0]) + bias[0] +
              tf.matmul(tf.concat([above, left], -1), recurrent_kernel[0]))
       h, c = recurrent.lstm_update(pre, c_left)  # (B, h) each
-      caches[name + "/h"] = _write_pixel(caches[name + "/h"], i, j, h, _ABOVE_3)
-      caches[name + "/c"] = _write_pixel(caches[name + "/c"], i, j, c, _ABOVE_3)
+      caches[name + "/hc"] = _write_pixel(caches[name + "/hc"], i, j,
+                                          tf.concat([h, c], -1), _ABOVE_3)
       right_to_left_above = _read_pixel(caches[name + "/h_rtl"], i, j)  # (i - 1, j)
       x = x + _conv_at(convs[f"layer{b}_out"], h + right_to_left_above)
       skips += _conv_at(convs[f"layer{b}_skip"], x)
@@ -441,12 +447,10 @@ def _gated_pixelcnn_caches(model, inputs, convs):
 
 
 # Cache windows (see `_pad_for_window`): a Row LSTM layer's input is read on the
-# pixel's row at columns j-1..j+1; hidden states one row up at j-1..j+1 (and, for
-# the Diagonal BiLSTM, one column left); cell states one row up at j.
+# pixel's row at columns j-1..j+1; recurrent states one row up at j-1..j+1 (and,
+# for the Diagonal BiLSTM, one column left); its right-to-left states one row up
+# at j.
 _ROW_WINDOW, _ABOVE_3, _ABOVE_1 = (1, 3), (2, 3), (2, 1)
-
-# Families whose cached sampler compiles with XLA whatever `--jit_compile` says.
-XLA_SAMPLED_FAMILIES = ("pixelcnn",)
 
 # Family -> `(model, inputs, convs) -> _CachedNetwork`.
 _CACHE_BUILDERS = {"pixelcnn": _pixelcnn_caches,
@@ -470,16 +474,21 @@ def _maps(model, inputs, tensors):
 
 
 def _ancestral_loop(images, start, num_levels, seed, logits_at, state,
-                    on_drawn=None, order=None, seed_positions=None, keep=None):
+                    on_drawn=None, on_row_drawn=None, order=None,
+                    seed_positions=None, keep=None):
   """Draws the sub-pixels at flat raster/RGB index `>= start` into `images`.
 
   They are drawn in generation `order` (flat indices, `models.generation_order`;
   None: raster/RGB order). `logits_at(canvas, i, j, state) -> (logits (B, C, K) at
   pixel (i, j), state)` supplies each conditional; `on_drawn(canvas, i, j, c,
-  state) -> state`, if given, sees the canvas after each draw of sub-pixel (i, j, c).
-  Sub-pixel `p` draws with `fold_in(seed, seed_positions[p])` (None: `p`); where
-  bool `keep[p]` (None: nowhere) it is stepped through but keeps its value.
+  state) -> state`, if given, sees the canvas after each draw of sub-pixel (i, j, c),
+  and `on_row_drawn(i, state) -> state` (raster order only) after the last draw
+  of row `i`. Sub-pixel `p` draws with `fold_in(seed, seed_positions[p])` (None:
+  `p`); where bool `keep[p]` (None: nowhere) it is stepped through but keeps its
+  value.
   """
+  if on_row_drawn is not None and order is not None:
+    raise ValueError("`on_row_drawn` needs raster/RGB order (`order=None`).")
   images = tf.convert_to_tensor(images, tf.uint8)
   height, width, channels = images.shape[1:]
   batch = tf.shape(images)[0]
@@ -517,7 +526,22 @@ def _ancestral_loop(images, start, num_levels, seed, logits_at, state,
       state = on_drawn(canvas, i, j, c, state)
     return k + 1, canvas, state
 
-  _, images, _ = tf.while_loop(lambda k, *_: k < total, step, (first, images, state))
+  if on_row_drawn is None:
+    _, images, _ = tf.while_loop(lambda k, *_: k < total, step,
+                                 (first, images, state))
+    return images
+  row_size = width * channels
+
+  # In raster order `todo[k] == k`, so a row's draws are those `k < row_end`. One
+  # loop per row, not a `tf.cond` per draw: XLA then updates the state in place.
+  def draw_row(k, canvas, state):
+    row_end = (k // row_size + 1) * row_size
+    k, canvas, state = tf.while_loop(lambda k, *_: k < row_end, step,
+                                     (k, canvas, state))
+    return k, canvas, on_row_drawn(k // row_size - 1, state)
+
+  _, images, _ = tf.while_loop(lambda k, *_: k < total, draw_row,
+                               (first, images, state))
   return images
 
 
@@ -547,9 +571,19 @@ def _write_pixel(cache, i, j, values, window):
   return tf.tensor_scatter_nd_update(cache, index, values)
 
 
+def _window(cache, row, column, rows, columns):
+  """`cache[:, row:row + rows, column:column + columns]` of `(B, H, W, C)`.
+
+  Its size is given in full (no -1), so XLA compiles it as a dynamic slice of that
+  size; with a -1 size it pads the whole cache to twice its size on every call.
+  """
+  size = tf.concat([tf.shape(cache)[:1], [rows, columns], tf.shape(cache)[3:]], 0)
+  return tf.slice(cache, [0, row, column, 0], size)
+
+
 def _read_pixel(cache, row, column):
   """`cache[:, row, column]`, `(B, C)`, at padded coordinates."""
-  return tf.slice(cache, [0, row, column, 0], [-1, 1, 1, -1])[:, 0, 0]
+  return _window(cache, row, column, 1, 1)[:, 0, 0]
 
 
 def _write_row(cache, row, values):
@@ -564,7 +598,7 @@ def _conv_at(weights, inputs, i=None, j=None):
   for a 1x1 layer, of the pixel's input vector `inputs` `(B, C_in)`."""
   if i is not None:
     rows, kw = weights["window"]
-    window = tf.slice(inputs, [0, i, j, 0], [-1, rows, kw, -1])
+    window = _window(inputs, i, j, rows, kw)
     inputs = tf.reshape(window, [tf.shape(window)[0], -1])
   return weights["activation"](tf.matmul(inputs, weights["matrix"]) +
                                weights["bias"])

@@ -55,9 +55,9 @@ class TrainConfig:
       (0: never during training).
     eval_examples: images of the evaluation split used for periodic validation.
     jit_compile: compile the train and evaluation steps and the naive samplers with
-      XLA (off by default: on CPU they run faster without it, bench/step_time.py and
-      bench/sampling.py). PixelCNN's cached sampler always compiles
-      (`sampling.prefers_xla`: 7x faster there).
+      XLA (off by default: on CPU the steps run faster without it,
+      bench/step_time.py). The cached samplers always compile
+      (`sampling.prefers_xla`: several times faster).
     mixed_precision: compute in float16 (GPU, with loss scaling) or bfloat16
       (TPU/CPU) with float32 weights; the logits, head and loss stay float32.
     summary_samples: images sampled into TensorBoard at the end of training (0:
