@@ -607,9 +607,15 @@ def _conv_at(weights, inputs, i=None, j=None):
 def sample(model, num_samples, image_shape, num_levels, seed, labels=None):
   """Draws `num_samples` images, uint8 `(num_samples, H, W, C)`; same seed, same
   images. A class-conditional model draws image `n` of class `labels[n]`."""
+  return complete(model, blank_images(num_samples, image_shape), 0, num_levels,
+                  seed, labels)
+
+
+def blank_images(num_samples, image_shape):
+  """uint8 zeros `(num_samples, H, W, C)`, static in all but `num_samples`: what
+  `sample` completes from its first sub-pixel."""
   blank = tf.zeros(tf.concat([[num_samples], image_shape], 0), tf.uint8)
-  blank = tf.ensure_shape(blank, (None,) + tuple(image_shape))
-  return complete(model, blank, 0, num_levels, seed, labels)
+  return tf.ensure_shape(blank, (None,) + tuple(image_shape))
 
 
 def image_grid(images, columns=None):

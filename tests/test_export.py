@@ -26,6 +26,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 from pixelrnn_tf import distributions
 from pixelrnn_tf import export
 from pixelrnn_tf import models
+from pixelrnn_tf import sampling
 from pixelrnn_tf import score
 from pixelrnn_tf import training
 
@@ -174,6 +175,7 @@ def test_graph_has_no_python_function_and_holds_every_weight(exports, family):
     ops |= {node.op for node in function.node_def}
   assert not ops & PY_FUNCTION_OPS
   assert "DecodeImage" in ops or "DecodePng" in ops
+  assert xla_compiled_functions(e.path) == []  # any TF Serving build runs it
   reader = tf.train.load_checkpoint(os.path.join(e.path, "variables", "variables"))
   saved = [name for name in reader.get_variable_to_shape_map()
            if name.startswith("model_variables/")]
@@ -327,6 +329,48 @@ def test_class_conditional_export_takes_labels_everywhere(family, tmp_path):
     call("serving_default", images=images[..., :1].copy(), labels=labels)
   with pytest.raises(ValueError, match="class-conditional model"):
     score.Scorer(os.path.join(str(tmp_path / "export"), "1"))
+
+
+def xla_compiled_functions(path):
+  """Names of the SavedModel's graph functions that must compile with XLA."""
+  proto = saved_model_pb2.SavedModel()
+  with open(os.path.join(path, "saved_model.pb"), "rb") as f:
+    proto.ParseFromString(f.read())
+  return [function.signature.name
+          for function in proto.meta_graphs[0].graph_def.library.function
+          if function.attr["_XlaMustCompile"].b]
+
+
+@pytest.mark.parametrize("family,num_classes",
+                         [(family, 0) for family in FAMILIES] +
+                         [(family, 3) for family in models.CONDITIONAL_FAMILIES])
+def test_xla_samplers_draw_what_the_in_process_xla_sampler_draws(
+    family, num_classes, tmp_path):
+  shape, levels = (6, 4, 3), 256
+  model = make_model_dir(str(tmp_path / "model"), family, shape, levels, False,
+                         num_classes=num_classes)
+  path = export.export(str(tmp_path / "model"), str(tmp_path / "export"),
+                       xla_samplers=True)
+  assert xla_compiled_functions(path)
+  loaded = tf.saved_model.load(path)
+  images = np.random.default_rng(3).integers(0, levels, (2,) + shape, np.uint8)
+  labels = np.array([2, 0], np.int32) if num_classes else None
+  by_label = {"labels": tf.constant(labels)} if num_classes else {}
+  in_process = lambda fn: tf.function(fn, jit_compile=True)().numpy()
+  if num_classes:
+    sampled = loaded.signatures["sample"](seed=tf.constant(7), **by_label)
+  else:
+    sampled = loaded.signatures["sample"](num_samples=tf.constant(2),
+                                          seed=tf.constant(7))
+  np.testing.assert_array_equal(sampled["images"], in_process(
+      lambda: sampling.sample(model, 2, shape, levels, tf.constant([7, 0]), labels)))
+  completed = loaded.signatures["complete"](
+      images=tf.constant(images), known_rows=tf.constant(3), seed=tf.constant(1),
+      **by_label)["images"].numpy()
+  np.testing.assert_array_equal(completed, in_process(
+      lambda: sampling.complete(model, images, 3 * 4 * 3, levels,
+                                tf.constant([1, 0]), labels)))
+  np.testing.assert_array_equal(completed[:, :3], images[:, :3])
 
 
 # Bad input: InvalidArgumentError with what was expected. ----------------------------
