@@ -265,6 +265,7 @@ class _ServingModule(tf.Module):
     return self._draw_samples(num_samples, seed, labels)
 
   def _draw_samples(self, num_samples, seed, labels=None):
+    """`sample`'s output: uint8 `(num_samples, H, W, C)` drawn from blank images."""
     blank = sampling.blank_images(num_samples, self._shape)
     return {"images": self._draw()(blank, 0, tf.stack([seed, 0]), labels)}
 
