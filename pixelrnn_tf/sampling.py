@@ -170,11 +170,8 @@ def _complete_cached(model, family, images, start, num_levels, seed, labels=None
       caches[name] = _write_pixel(caches[name], i, j, pixel, window)
     return caches
 
-  on_row_drawn = None
-  if network.row_end is not None:
-    on_row_drawn = lambda i, caches: network.row_end(i, dict(caches))
   return _ancestral_loop(images, start, num_levels, seed, logits_at, network.caches,
-                         on_drawn, on_row_drawn, seed_positions=seed_positions,
+                         on_drawn, network.row_end, seed_positions=seed_positions,
                          keep=keep)
 
 
@@ -260,20 +257,19 @@ def _row_lstm_caches(model, inputs, convs):
     # flattened h of row i-1, columns j-1..j+1: `(3h, 4h)`.
     recurrent_matrix = tf.reshape(tf.cast(layer.recurrent_kernel, tf.float32),
                                   (-1, recurrent.NUM_GATES * layer.units))
-    steps.append((layer.name,
+    steps.append((layer.name, layer.units,
                   _pixel_weights(layer.masked_input_kernel(), layer.bias),
                   recurrent_matrix))
 
   def pixel_step(i, j, caches):
     x = _first_layer_at(convs, caches, i, j)
     skips = 0.0
-    for b, (name, input_weights, recurrent_matrix) in enumerate(steps):
+    for b, (name, units, input_weights, recurrent_matrix) in enumerate(steps):
       x_in = x if biases is None else x + biases[b][:, i, j]
       caches[name + "/x"] = _write_pixel(caches[name + "/x"], i, j, x_in,
                                          _ROW_WINDOW)
       above = _window(caches[name + "/hc"], i, j, 1, 3)  # row i - 1, j-1..j+1
-      units = above.shape[-1] // 2
-      h_above = tf.reshape(above[..., :units], [tf.shape(above)[0], 3 * units])
+      h_above = tf.reshape(above[..., :units], [tf.shape(above)[0], -1])
       c_above = above[:, 0, 1, units:]  # (i - 1, j)
       pre = (_conv_at(input_weights, caches[name + "/x"], i, j) +
              tf.matmul(h_above, recurrent_matrix))  # (B, 4h)
