@@ -10,7 +10,7 @@ binary 28x28x1 images at batch 64, as in bench/step_time.py.
   python bench/op_profile.py --quick    # smoke run: tiny PixelCNN, batch 4
 
 This is how the strided-slice gradients (`StridedSliceGrad`) were found to dominate
-the Diagonal BiLSTM's and the Gated PixelCNN's steps (README, step time).
+the Diagonal BiLSTM's and the Gated PixelCNN's steps (docs/RESULTS.md, step time).
 """
 
 import argparse
