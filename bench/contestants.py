@@ -8,6 +8,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 import tf_keras
 
+from pixelrnn_tf import distribute
 from pixelrnn_tf import distributions
 from pixelrnn_tf import models
 
@@ -46,19 +47,23 @@ class Ours:
   """A family of this package, `layers` x `hidden`, with its Bernoulli head.
 
   `output_dims` (maps of the 1x1 output layers) defaults to 2 * hidden;
-  `kernel_width` is PixelCNN's block-conv width (3: the paper's 3x3).
+  `kernel_width` is PixelCNN's block-conv width (3: the paper's 3x3);
+  `dtype_policy` the Keras policy it computes in ("mixed_bfloat16": bfloat16 layers,
+  float32 weights and logits).
   """
 
   def __init__(self, model, layers, hidden, output_dims=None, learning_rate=1e-3,
-               kernel_width=3):
+               kernel_width=3, dtype_policy="float32"):
     self.config = models.ModelConfig(model=model, num_layers=layers,
                                      hidden_dims=hidden,
                                      output_dims=output_dims or 2 * hidden,
                                      kernel_width=kernel_width)
     self.name = model
     blocks = f", 3x{kernel_width} blocks" if kernel_width != 3 else ""
-    self.description = f"{model} {layers} x h={hidden}{blocks}"
-    self.model = models.build(self.config)
+    mixed = f", {dtype_policy}" if dtype_policy != "float32" else ""
+    self.description = f"{model} {layers} x h={hidden}{blocks}{mixed}"
+    with distribute.dtype_policy(dtype_policy):
+      self.model = models.build(self.config)
     self.variables = self.model.trainable_variables
     self.optimizer = keras.optimizers.Adam(learning_rate)
 

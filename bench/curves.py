@@ -62,16 +62,20 @@ def race_curves(path):
   """Returns `{contestant: [(step, hours, nll_nats)]}` from a race_tfp.py JSON file."""
   with open(path) as f:
     report = json.load(f)
-  return {f"{r['contestant']}, {r['params']:,} params, {_optimizer(report, r)}":
+  return {_label(report, r):
           [(p["step"], p["train_s"] / 3600.0, p["val_nll"]) for p in r["curve"]]
           for r in report["results"]}
 
 
-def _optimizer(report, result):
-  """The optimizer `result`'s contestant trained with (TFP's may be its own)."""
+def _label(report, result):
+  """Names `result`'s contestant, its size, optimizer and (if not float32) precision;
+  TFP's optimizer may be its own and it always runs in float32."""
   if result["contestant"] == "tfd.PixelCNN":
-    return report.get("tfp_optimizer", report["optimizer"])
-  return report["optimizer"]
+    optimizer, policy = report.get("tfp_optimizer", report["optimizer"]), "float32"
+  else:
+    optimizer, policy = report["optimizer"], report.get("dtype_policy", "float32")
+  precision = "" if policy == "float32" else f", {policy}"
+  return f"{result['contestant']}, {result['params']:,} params, {optimizer}{precision}"
 
 
 def main():
@@ -93,7 +97,8 @@ def main():
     import matplotlib  # pylint: disable=g-import-not-at-top
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-    fig, (by_time, by_step) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (by_time, by_step) = plt.subplots(
+        1, 2, figsize=(10, 4 + 0.25 * len(curves)))
     for name, curve in curves.items():
       steps, hours, nll = zip(*curve) if curve else ((), (), ())
       by_time.plot(hours, nll, marker="o", label=name)
@@ -102,8 +107,10 @@ def main():
     by_step.set(xlabel="optimizer steps")
     for ax in (by_time, by_step):
       ax.grid(True, alpha=0.3)
-    by_time.legend(fontsize="small")
-    fig.tight_layout()
+    # The legend, a row per curve, goes under both panels: it cannot hide a curve.
+    fig.legend(*by_time.get_legend_handles_labels(), loc="lower center",
+               fontsize="small", frameon=False)
+    fig.tight_layout(rect=(0, 0.055 * len(curves), 1, 1))
     fig.savefig(args.plot, dpi=100)
     print(f"\nwrote {args.plot}")
 

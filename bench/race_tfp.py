@@ -21,6 +21,11 @@ Contestants:
                 (624,582 parameters) is BASELINES.md's setup; 12 (88,782) matches
                 `pixelcnn 6 x h=32` (88,065)
 
+With `--mixed_precision`, this package's contestant computes in the machine's mixed
+policy (`mixed_bfloat16` on CPU: bfloat16 layers, float32 weights and logits) and is
+scored again at the end with the same weights in float32; tfd.PixelCNN stays float32
+(its weight-normalized layers reject bfloat16 inputs under tf_keras' mixed policy).
+
 With `--save_dir`, this package's trained contestant is saved there as a model_dir
 (config.json, checkpoints/) that `train.py --mode=eval|sample --model_dir` and
 `export.py` read.
@@ -45,6 +50,7 @@ import tensorflow as tf  # pylint: disable=g-import-not-at-top
 from machine import markdown_table, write_report  # pylint: disable=g-import-not-at-top
 from contestants import IMAGE_SHAPE, TFP, Ours, count_params, train_step  # pylint: disable=g-import-not-at-top
 from pixelrnn_tf import data  # pylint: disable=g-import-not-at-top
+from pixelrnn_tf import distribute  # pylint: disable=g-import-not-at-top
 from pixelrnn_tf import models  # pylint: disable=g-import-not-at-top
 from pixelrnn_tf import training  # pylint: disable=g-import-not-at-top
 
@@ -110,10 +116,20 @@ def markdown(results, eval_examples):
         f"{r['final_val_nll']:.2f}"] for r in results])
 
 
-def save_model_dir(contestant, save_dir, data_dir, learning_rate, steps):
+def score_in_float32(trained, fresh, batches):
+  """Mean NLL over `batches` of `trained`'s weights in `fresh`, a float32 twin."""
+  fresh.model.set_weights(trained.model.get_weights())
+  nll = tf.function(fresh.nll)
+  return float(np.concatenate([nll(images).numpy().astype(np.float64)
+                               for images, _ in batches]).mean())
+
+
+def save_model_dir(contestant, save_dir, data_dir, learning_rate, steps,
+                   mixed_precision):
   """Writes `contestant` (one of ours) as a `train.py` model_dir at `steps`."""
   train_config = training.TrainConfig(data_dir=data_dir, learning_rate=learning_rate,
-                                      train_steps=steps)
+                                      train_steps=steps,
+                                      mixed_precision=mixed_precision)
   training.save_config(save_dir, contestant.config, train_config)
   checkpoint = tf.train.Checkpoint(model=contestant.model,
                                    optimizer=contestant.optimizer)
@@ -155,6 +171,9 @@ def main(argv=None):
                       help="tfd.PixelCNN's num_filters.")
   parser.add_argument("--contestants", default="ours,tfp",
                       help="Who races, in order: a comma list of ours, tfp.")
+  parser.add_argument("--mixed_precision", action="store_true",
+                      help="Train and score this package's contestant in the "
+                      "machine's mixed policy (bfloat16 on CPU).")
   parser.add_argument("--save_dir", default=None,
                       help="Save this package's contestant here as a model_dir.")
   parser.add_argument("--out", default=os.path.join("bench", "results",
@@ -178,14 +197,17 @@ def main(argv=None):
   start = time.perf_counter()
   results = []
   tfp_learning_rate = args.tfp_learning_rate or args.learning_rate
-  if args.quick:
-    makers = {"ours": lambda: Ours(args.model, 1, 8, kernel_width=args.kernel_width),
-              "tfp": lambda: TFP(init_images, num_filters=4)}
-  else:
-    makers = {"ours": lambda: Ours(args.model, args.layers, args.hidden,
-                                   learning_rate=args.learning_rate,
-                                   kernel_width=args.kernel_width),
-              "tfp": lambda: TFP(init_images, args.tfp_filters, tfp_learning_rate)}
+  policy = (distribute.mixed_precision_policy() if args.mixed_precision
+            else "float32")
+  size = (1, 8) if args.quick else (args.layers, args.hidden)
+
+  def ours(dtype_policy=policy):
+    return Ours(args.model, *size, learning_rate=args.learning_rate,
+                kernel_width=args.kernel_width, dtype_policy=dtype_policy)
+
+  makers = {"ours": ours,
+            "tfp": lambda: TFP(init_images, 4 if args.quick else args.tfp_filters,
+                               tfp_learning_rate)}
   # TFP's data-dependent init sees a training batch; the race then starts afresh.
   init_images = next(iter(train_batches))[0]
   minutes = {"ours": args.minutes, "tfp": args.tfp_minutes or args.minutes}
@@ -197,14 +219,20 @@ def main(argv=None):
     results.append(race(contestant, train_batches, curve_batches, final_batches,
                         minutes[name], args.eval_every_s, peak, args.lr_schedule,
                         args.warmup_s))
+    if name == "ours" and args.mixed_precision:
+      results[-1]["final_val_nll_float32"] = score_in_float32(
+          contestant, ours("float32"), final_batches)
+      print(f"  {contestant.name}: scored in float32 "
+            f"{results[-1]['final_val_nll_float32']:.2f}", flush=True)
     if name == "ours" and args.save_dir:
       save_model_dir(contestant, args.save_dir, args.data_dir, args.learning_rate,
-                     results[-1]["steps"])
+                     results[-1]["steps"], args.mixed_precision)
   wall_s = time.perf_counter() - start
   schedule = "" if args.lr_schedule == "constant" else f", {args.lr_schedule} over time"
   report = {"benchmark": "race_tfp", "quick": args.quick, "batch_size": 64,
             "contestants": args.contestants,
             "optimizer": f"Adam {args.learning_rate:g}{schedule}", "xla": False,
+            "dtype_policy": policy,
             "tfp_optimizer": f"Adam {tfp_learning_rate:g}{schedule}",
             "lr_schedule": args.lr_schedule, "warmup_s": args.warmup_s,
             "minutes": minutes,

@@ -12,6 +12,8 @@ a Markdown table; the numbers and the machine go to a JSON file.
                                       # XLA and mixed precision on PixelCNN only
   python bench/step_time.py --out=/tmp/step_time.json
   python bench/step_time.py --models=pixelcnn,row_lstm --plain_only  # float32, no XLA
+  python bench/step_time.py --models=pixelcnn --num_layers=16 --hidden_dims=32 \
+    --output_dims=64 --kernel_width=11 --no_xla  # another size; float32 and mixed
 
 Compile time is the first step (XLA compilation included); throughput is the timed
 steps only. On shared machines compare the ratios within one run, not absolutes.
@@ -45,12 +47,12 @@ QUICK = tuple((name, 1, 8) for name, _, _ in FULL)
 
 
 def time_model(name, num_layers, hidden_dims, batch_size, warmup, steps, jit_compile,
-               policy, seed=0):
+               policy, output_dims=32, kernel_width=3, seed=0):
   """Returns a result dict for one model: params, compile and step times."""
   keras.utils.set_random_seed(seed)
   config = models.ModelConfig(model=name, image_shape=IMAGE_SHAPE, num_levels=2,
                               num_layers=num_layers, hidden_dims=hidden_dims,
-                              output_dims=32)
+                              output_dims=output_dims, kernel_width=kernel_width)
   with distribute.dtype_policy(policy):
     model = models.build(config)
     model.compile(optimizer=keras.optimizers.Adam(1e-3),
@@ -73,6 +75,7 @@ def time_model(name, num_layers, hidden_dims, batch_size, warmup, steps, jit_com
   step_s = float(np.mean(times))
   return {"model": name, "jit_compile": jit_compile, "policy": policy,
           "num_layers": num_layers, "hidden_dims": hidden_dims,
+          "output_dims": output_dims, "kernel_width": kernel_width,
           "params": int(model.count_params()), "batch_size": batch_size,
           "compile_s": compile_s, "step_ms_mean": 1e3 * step_s,
           "step_ms_median": 1e3 * float(np.median(times)),
@@ -84,7 +87,9 @@ def markdown(results):
       ["model", "XLA", "precision", "layers x h", "params", "compile (s)",
        "step (ms, mean)", "step (ms, median)", "images/s"],
       [[r["model"], "on" if r["jit_compile"] else "off", r["policy"],
-        f"{r['num_layers']} x {r['hidden_dims']}", f"{r['params']:,}",
+        f"{r['num_layers']} x {r['hidden_dims']}" + (
+            f", 3x{r['kernel_width']} blocks" if r.get("kernel_width", 3) != 3
+            else ""), f"{r['params']:,}",
         f"{r['compile_s']:.1f}", f"{r['step_ms_mean']:.0f}",
         f"{r['step_ms_median']:.0f}", f"{r['images_per_s']:.1f}"] for r in results])
 
@@ -103,6 +108,16 @@ def main(argv=None):
                       help="Comma-separated families to time (default: all).")
   parser.add_argument("--plain_only", action="store_true",
                       help="Only float32 without XLA.")
+  parser.add_argument("--no_xla", action="store_true",
+                      help="Only without XLA (float32 and mixed precision).")
+  parser.add_argument("--num_layers", type=int, default=None,
+                      help="Layers of every family timed (default: the table's).")
+  parser.add_argument("--hidden_dims", type=int, default=None,
+                      help="Hidden maps of every family timed (default: the table's).")
+  parser.add_argument("--output_dims", type=int, default=32,
+                      help="Maps of the 1x1 output layers.")
+  parser.add_argument("--kernel_width", type=int, default=3,
+                      help="PixelCNN's residual-block conv width (3: the paper's 3x3).")
   parser.add_argument("--out", default=os.path.join("bench", "results",
                                                     "step_time.json"),
                       help="JSON output path.")
@@ -115,6 +130,8 @@ def main(argv=None):
       parser.error(f"unknown --models {sorted(unknown)}; expected some of "
                    f"{[name for name, _, _ in families]}")
     families = tuple(f for f in families if f[0] in names)
+  families = tuple((name, args.num_layers or num_layers, args.hidden_dims or hidden_dims)
+                   for name, num_layers, hidden_dims in families)
   batch_size = args.batch_size or (8 if args.quick else 64)
   steps = args.steps or (2 if args.quick else 5)
   warmup = 0 if args.quick else args.warmup
@@ -127,8 +144,11 @@ def main(argv=None):
       # The smoke run tries XLA and mixed precision on the first family only.
       if not plain and (args.plain_only or args.quick and name != QUICK[0][0]):
         continue
+      if jit_compile and args.no_xla:
+        continue
       results.append(time_model(name, num_layers, hidden_dims, batch_size,
-                                warmup, steps, jit_compile, policy))
+                                warmup, steps, jit_compile, policy,
+                                args.output_dims, args.kernel_width))
       print(f"{name} XLA={jit_compile} {policy}: "
             f"{results[-1]['images_per_s']:.1f} images/s", flush=True)
   wall_s = time.perf_counter() - start

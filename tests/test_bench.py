@@ -76,6 +76,20 @@ def test_step_time_times_only_the_models_and_variants_asked_for(tmp_path):
 
 
 @pytest.mark.slow
+def test_step_time_times_the_size_and_block_width_asked_for(tmp_path):
+  params = pixelcnn_params_by_block_width(num_layers=2, hidden_dims=8, output_dims=16,
+                                          image_shape=(28, 28, 1), num_levels=2)
+  _, report = quick_report("bench/step_time.py",
+                           ["--models=pixelcnn", "--num_layers=2", "--hidden_dims=8",
+                            "--output_dims=16", "--kernel_width=5", "--no_xla"],
+                           tmp_path)
+  results = report["results"]
+  assert [(r["jit_compile"], r["policy"]) for r in results] == [
+      (False, "float32"), (False, "mixed_bfloat16")]
+  assert {r["params"] for r in results} == {params[5]}
+
+
+@pytest.mark.slow
 def test_sampling_bench_times_pixelcnn_with_the_block_width_asked_for(tmp_path):
   _, report = quick_report("bench/sampling.py",
                            ["--families=pixelcnn", "--kernel_width=5"], tmp_path)
@@ -99,6 +113,20 @@ def test_race_trains_pixelcnn_with_the_block_width_asked_for(tmp_path):
   assert result["params"] == params[5]
 
 
+@pytest.mark.slow
+def test_race_trains_ours_in_bfloat16_and_rescores_it_in_float32(tmp_path):
+  _, report = quick_report("bench/race_tfp.py", ["--contestants=ours",
+                                                  "--mixed_precision"], tmp_path)
+  [result] = report["results"]
+  assert report["dtype_policy"] == "mixed_bfloat16"
+  assert result["description"] == "pixelcnn 1 x h=8, mixed_bfloat16"
+  # The same weights in float32 score within bfloat16's rounding of the same NLL,
+  # and not identically (so the first score really was computed in bfloat16).
+  assert result["final_val_nll_float32"] == pytest.approx(
+      result["final_val_nll"], rel=0.02)
+  assert result["final_val_nll_float32"] != result["final_val_nll"]
+
+
 def test_race_learning_rate_warms_up_then_follows_a_cosine_over_wall_time():
   # race_tfp.py's schedule: train.py's, over 110 s of training with 10 s of warmup.
   from pixelrnn_tf import training  # pylint: disable=g-import-not-at-top
@@ -110,6 +138,15 @@ def test_race_learning_rate_warms_up_then_follows_a_cosine_over_wall_time():
   assert rate("cosine", 200.0) == pytest.approx(0.0, abs=1e-12)  # past the end
   assert rate("constant", 5.0) == pytest.approx(1.0)
   assert rate("constant", 100.0) == 2.0
+
+
+def test_machine_info_names_the_cpus_instruction_sets(tmp_path, monkeypatch):
+  monkeypatch.syspath_prepend(os.path.join(REPO, "bench"))
+  import machine  # pylint: disable=g-import-not-at-top
+  cpuinfo = tmp_path / "cpuinfo"
+  cpuinfo.write_text("model name\t: Some CPU\nflags\t\t: fpu sse2 avx2 amx_bf16 avx512f\n")
+  assert machine.cpu_features(cpuinfo=str(cpuinfo)) == ["avx2", "avx512f", "amx_bf16"]
+  assert machine.cpu_features(cpuinfo=str(tmp_path / "missing")) == []
 
 
 def test_curves_reads_a_training_run(image_folder, tmp_path):
@@ -132,6 +169,7 @@ def test_curves_reads_a_training_run(image_folder, tmp_path):
 
 def test_curves_reads_a_race_json(tmp_path):
   race = {"optimizer": "Adam 0.003", "tfp_optimizer": "Adam 0.001",
+          "dtype_policy": "mixed_bfloat16",
           "results": [{"contestant": name, "params": params, "curve": [
               {"train_s": 1800.0, "step": 100, "val_nll": nll}]}
                       for name, params, nll in (("pixelcnn", 88065, 90.5),
@@ -140,6 +178,7 @@ def test_curves_reads_a_race_json(tmp_path):
   path.write_text(json.dumps(race))
   stdout = run(["bench/curves.py", str(path), f"--plot={tmp_path}/r.png"], tmp_path)
   assert "| 100 | 0.50 | 90.50 |" in stdout and "| 100 | 0.50 | 86.70 |" in stdout
-  assert "pixelcnn, 88,065 params, Adam 0.003" in stdout
-  assert "tfd.PixelCNN, 88,782 params, Adam 0.001" in stdout
+  # Only this package's contestant ran in the race's mixed policy.
+  assert "pixelcnn, 88,065 params, Adam 0.003, mixed_bfloat16\n" in stdout
+  assert "tfd.PixelCNN, 88,782 params, Adam 0.001\n" in stdout
   assert (tmp_path / "r.png").stat().st_size > 0
