@@ -55,6 +55,12 @@ from pixelrnn_tf import models  # pylint: disable=g-import-not-at-top
 from pixelrnn_tf import training  # pylint: disable=g-import-not-at-top
 
 
+def mean_nll(nll, batches):
+  """Mean over every image of `batches` of `nll(images) -> [batch]` (a tf.function)."""
+  return float(np.concatenate([nll(images).numpy().astype(np.float64)
+                               for images, _ in batches]).mean())
+
+
 def race(contestant, train_batches, curve_batches, final_batches, minutes,
          eval_every_s, learning_rate, lr_schedule="constant", warmup_s=0.0):
   """Trains `contestant` for `minutes` of training time; returns its record.
@@ -73,13 +79,7 @@ def race(contestant, train_batches, curve_batches, final_batches, minutes,
     contestant.set_learning_rate(rate)
     return rate
 
-  @tf.function
-  def eval_nll(images):
-    return contestant.nll(images)
-
-  def validation_nll(batches):
-    values = [eval_nll(images).numpy().astype(np.float64) for images, _ in batches]
-    return float(np.concatenate(values).mean())
+  eval_nll = tf.function(contestant.nll)  # traced once, for every validation
 
   iterator = iter(train_batches)
   last_rate = set_learning_rate(0.0)
@@ -95,7 +95,7 @@ def race(contestant, train_batches, curve_batches, final_batches, minutes,
     steps += 1
     if trained_s >= next_eval or trained_s >= 60 * minutes:
       curve.append({"train_s": trained_s, "step": steps,
-                    "val_nll": validation_nll(curve_batches)})
+                    "val_nll": mean_nll(eval_nll, curve_batches)})
       print(f"  {contestant.name}: {trained_s / 60:.1f} min, step {steps}, "
             f"loss {float(loss):.2f}, val {curve[-1]['val_nll']:.2f}", flush=True)
       next_eval += eval_every_s
@@ -105,7 +105,7 @@ def race(contestant, train_batches, curve_batches, final_batches, minutes,
           "train_s": trained_s, "steps": steps,
           "images_per_s": steps * batch_size / trained_s,
           "last_learning_rate": last_rate,
-          "final_val_nll": validation_nll(final_batches), "curve": curve}
+          "final_val_nll": mean_nll(eval_nll, final_batches), "curve": curve}
 
 
 def markdown(results, eval_examples):
@@ -119,9 +119,7 @@ def markdown(results, eval_examples):
 def score_in_float32(trained, fresh, batches):
   """Mean NLL over `batches` of `trained`'s weights in `fresh`, a float32 twin."""
   fresh.model.set_weights(trained.model.get_weights())
-  nll = tf.function(fresh.nll)
-  return float(np.concatenate([nll(images).numpy().astype(np.float64)
-                               for images, _ in batches]).mean())
+  return mean_nll(tf.function(fresh.nll), batches)
 
 
 def save_model_dir(contestant, save_dir, data_dir, learning_rate, steps,
