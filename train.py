@@ -40,14 +40,17 @@ flags.DEFINE_integer("warmup_steps", 0, "Steps of linear learning-rate warmup fr
 flags.DEFINE_string("preset", None, "A paper configuration from "
                     "pixelrnn_tf.models.PRESETS (e.g. row_lstm_mnist_7x16); sets "
                     "--model and the size flags, which still override it.")
-flags.DEFINE_integer("num_layers", None, "Residual blocks / recurrent layers.")
-flags.DEFINE_integer("hidden_dims", None, "h: residual streams have 2h maps.")
-flags.DEFINE_integer("output_dims", None, "Maps of the 1x1 output layers.")
+flags.DEFINE_integer("num_layers", None, "Residual blocks / recurrent layers "
+                     "(default: pixelcnn 16, other families 12).")
+flags.DEFINE_integer("hidden_dims", None, "h: residual streams have 2h maps "
+                     "(default: pixelcnn 32, other families 16).")
+flags.DEFINE_integer("output_dims", None, "Maps of the 1x1 output layers "
+                     "(default: pixelcnn 64, other families 32).")
 flags.DEFINE_float("dropout", None, "Dropout rate on every residual branch while "
                    "training (default 0: none).")
 flags.DEFINE_integer("kernel_width", None, "PixelCNN: width of the residual blocks' "
-                     "masked conv, 3 x this (odd; default 3, the paper's 3x3). Wider "
-                     "shrinks the blind spot.")
+                     "masked conv, 3 x this (odd; default 11; 3 is the paper's 3x3). "
+                     "Wider shrinks the blind spot.")
 flags.DEFINE_bool("conditional", False, "Condition the model on the dataset's class "
                   "labels (gated_pixelcnn); samples cycle through the classes.")
 flags.DEFINE_integer("steps_per_loop", 500, "Steps between checkpoints/summaries.")

@@ -12,8 +12,9 @@ change the work) and reports images/s:
                         Python loop: one call), BASELINES's configuration,
                         `--tfp_samples` images (it is slow)
 
-PixelCNN (default size, 12 x h=16 with 3x3 blocks; `--pixelcnn_hidden_dims` and
-`--kernel_width` change h and the block width) runs both samplers with `jit_compile`
+PixelCNN (12 x h=16 with the paper's 3x3 blocks; `--pixelcnn_num_layers`,
+`--pixelcnn_hidden_dims` and `--kernel_width` change the depth, h and the block
+width; its output layers have 2h maps) runs both samplers with `jit_compile`
 off and on, `--num_samples` images, the first call (tracing, compiling) timed apart
 from a second one. The other families (gated_pixelcnn 12 x h=16, the recurrent ones at the
 paper's 7 x h=16, the multi-scale model with two 7 x h=16 Row LSTM networks) run
@@ -27,6 +28,8 @@ images for the same seed (tests/test_sampling.py), so the ratio is pure speed.
   python bench/sampling.py --families=multiscale,tfp   # a subset
   python bench/sampling.py --families=pixelcnn --pixelcnn_hidden_dims=32 \
       --kernel_width=7                # PixelCNN 12 x h=32 with 3x7 blocks
+  python bench/sampling.py --families=pixelcnn --pixelcnn_num_layers=16 \
+      --pixelcnn_hidden_dims=32 --kernel_width=11   # the default PixelCNN
 """
 
 import argparse
@@ -109,8 +112,11 @@ def main(argv=None):
   parser.add_argument("--tfp_samples", type=int, default=4)
   parser.add_argument("--families", default=",".join(FAMILIES),
                       help="Comma-separated subset of: " + ",".join(FAMILIES))
-  parser.add_argument("--pixelcnn_hidden_dims", type=int, default=16,
-                      help="h of the pixelcnn runs (12 layers; 4 with --quick).")
+  parser.add_argument("--pixelcnn_num_layers", type=int, default=None,
+                      help="Residual blocks of the pixelcnn runs (default 12; 1 "
+                      "with --quick).")
+  parser.add_argument("--pixelcnn_hidden_dims", type=int, default=None,
+                      help="h of the pixelcnn runs (default 16; 4 with --quick).")
   parser.add_argument("--kernel_width", type=int, default=3,
                       help="Width of the pixelcnn runs' 3 x k block convs.")
   parser.add_argument("--out", default=os.path.join("bench", "results",
@@ -120,7 +126,8 @@ def main(argv=None):
     args.num_samples = args.naive_samples = args.tfp_samples = 2
   image_shape = (8, 8, 1) if args.quick else contestants.IMAGE_SHAPE
   # (family, layers, h, sampler, XLA, images, calls)
-  pixelcnn = (1, 4) if args.quick else (12, args.pixelcnn_hidden_dims)
+  pixelcnn = (args.pixelcnn_num_layers or (1 if args.quick else 12),
+              args.pixelcnn_hidden_dims or (4 if args.quick else 16))
   gated = (1, 4) if args.quick else (12, 16)
   recurrent = (1, 4) if args.quick else (7, 16)
   runs = [("pixelcnn", *pixelcnn, sampler, xla, args.num_samples, 2)

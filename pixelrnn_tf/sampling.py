@@ -203,7 +203,7 @@ def _first_layer_at(convs, caches, i, j):
 
 
 def _pixelcnn_caches(model, inputs, convs):
-  """`models.pixelcnn`: caches the input maps of the 7x7 and 3x3 convolutions.
+  """`models.pixelcnn`: caches the input maps of the 7x7 and 3 x k block convolutions.
 
   Its `pixel_step` runs pixel (i, j) through the residual blocks.
   """

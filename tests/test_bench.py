@@ -90,14 +90,15 @@ def test_step_time_times_the_size_and_block_width_asked_for(tmp_path):
 
 
 @pytest.mark.slow
-def test_sampling_bench_times_pixelcnn_with_the_block_width_asked_for(tmp_path):
+def test_sampling_bench_times_the_pixelcnn_size_and_block_width_asked_for(tmp_path):
   _, report = quick_report("bench/sampling.py",
-                           ["--families=pixelcnn", "--kernel_width=5"], tmp_path)
+                           ["--families=pixelcnn", "--kernel_width=5",
+                            "--pixelcnn_num_layers=2"], tmp_path)
   results = report["results"]
   assert [r["sampler"] for r in results] == [
-      f"pixelcnn 1 x h=4 3x5 blocks {sampler}, XLA {xla}"
+      f"pixelcnn 2 x h=4 3x5 blocks {sampler}, XLA {xla}"
       for sampler in ("naive", "cached") for xla in ("off", "on")]
-  params = pixelcnn_params_by_block_width(image_shape=(8, 8, 1), num_layers=1,
+  params = pixelcnn_params_by_block_width(image_shape=(8, 8, 1), num_layers=2,
                                           hidden_dims=4, output_dims=8)
   assert {r["params"] for r in results} == {params[5]}
 

@@ -174,32 +174,58 @@ def test_model_config_errors_are_clear():
     models.ModelConfig(model="row_lstm", kernel_width=5)
 
 
+def test_size_fields_left_out_take_the_familys_defaults():
+  """The PixelCNN defaults to 16 blocks of h=32 with 3x11 convs (616k parameters,
+  as README states); the other families to 12 x h=16; given fields win."""
+  pixelcnn = models.ModelConfig()
+  assert (pixelcnn.num_layers, pixelcnn.hidden_dims, pixelcnn.output_dims,
+          pixelcnn.kernel_width) == (16, 32, 64, 11)
+  assert models.build(pixelcnn).count_params() == 615_681
+  for family in ("gated_pixelcnn", "row_lstm", "diagonal_bilstm", "multiscale"):
+    config = models.ModelConfig(model=family)
+    assert (config.num_layers, config.hidden_dims, config.output_dims,
+            config.kernel_width) == (12, 16, 32, 3), family
+  paper = models.ModelConfig(num_layers=12, kernel_width=3)
+  assert (paper.num_layers, paper.hidden_dims, paper.kernel_width) == (12, 32, 3)
+  assert dataclasses.replace(pixelcnn, dropout=0.1).kernel_width == 11
+
+
 @pytest.mark.parametrize("channels", [1, 3])
-def test_wide_kernel_pixelcnn_keeps_causality(channels):
-  """`kernel_width=5` residual blocks: conditionals move only after the changed
-  sub-pixel, and each conditional still sums to 1."""
+@pytest.mark.parametrize("kernel_width", [3, 5])
+def test_pixelcnn_blocks_of_any_width_keep_causality(channels, kernel_width):
+  """3 x `kernel_width` residual blocks (the paper's 3x3, and 3x5): conditionals
+  move only after the changed sub-pixel, and each conditional still sums to 1.
+  (The other causality tests run the default 3x11 blocks.)"""
   num_levels = 2 if channels == 1 else 256
   config = dataclasses.replace(small_config("pixelcnn", channels, num_levels, size=7),
-                               kernel_width=5)
+                               kernel_width=kernel_width)
   model = build_random(config)
   assert_causal("pixelcnn", model, config,
                 [(0, 0, 0), (2, 3, channels - 1), (4, 0, 0), (6, 6, channels - 1)])
   assert_conditionals_sum_to_one(model(random_images(config, 2)), num_levels)
 
 
-@pytest.mark.parametrize("kernel_width, sees_it", [(3, False), (7, True)])
-def test_wider_blocks_see_into_the_paper_pixelcnns_blind_spot(kernel_width, sees_it):
-  """Two rows up, the paper's 3x3 blocks reach 4 columns right of the pixel (7x7
-  mask A: 3 in the row above, then 1 per block and row); 3x7 blocks reach 6.
-  x[3, 8] is in the 3x3 network's blind spot for the conditional at (5, 3)."""
+@pytest.mark.parametrize("kernel_width, rows_up, reach", [
+    (3, 1, 3), (3, 2, 4), (7, 1, 3), (7, 2, 6), (11, 1, 4), (11, 2, 9)])
+def test_wider_blocks_see_into_the_paper_pixelcnns_blind_spot(kernel_width, rows_up,
+                                                              reach):
+  """How far right of a pixel its conditional sees, `rows_up` rows up, with blocks
+  reaching m = kernel_width // 2 columns right in the row above: the 7x7 mask A
+  reaches 3 in the rows above and only the left of its own row, so r rows up the
+  reach is max((r - 1) m + 3, r m - 1) given enough blocks (here 3). Two rows up
+  the paper's 3x3 blocks see 4 columns (the blind spot starts at 5), 3x7 blocks 6,
+  3x11 blocks 9; one row up 3, 3 and 4. Flipping the pixel `reach` columns right
+  moves the conditional; flipping the next one does not."""
   config = models.ModelConfig(image_shape=(10, 12, 1), num_levels=2, num_layers=3,
                               hidden_dims=6, output_dims=12, kernel_width=kernel_width)
   model = build_random(config)
-  images = np.repeat(random_images(config, 1), 2, axis=0)
-  images[1, 3, 8, 0] = 1 - images[1, 3, 8, 0]
-  logits = model(images).numpy()
-  moved = np.abs(logits[1, 5, 3] - logits[0, 5, 3]).max()
-  assert (moved > 1e-6) == sees_it, moved
+  row, column = 5, 1
+  images = np.repeat(random_images(config, 1), 3, axis=0)
+  images[1, row - rows_up, column + reach, 0] ^= 1
+  images[2, row - rows_up, column + reach + 1, 0] ^= 1
+  logits = model(images).numpy()[:, row, column]
+  seen, beyond = (np.abs(logits[i] - logits[0]).max() for i in (1, 2))
+  assert seen > 1e-6 and beyond == 0, (seen, beyond)
 
 
 def test_config_json_round_trip():
@@ -268,7 +294,8 @@ def test_gated_pixelcnn_has_no_blind_spot(family):
   PixelCNN of the same depth misses x[4, 5] from (5, 0): its blind spot (one row up,
   beyond what the 3x3 masks can carry to the right)."""
   config = models.ModelConfig(model=family, image_shape=(6, 6, 1), num_levels=2,
-                              num_layers=2, hidden_dims=4, output_dims=8)
+                              num_layers=2, hidden_dims=4, output_dims=8,
+                              kernel_width=3)
   model = build_random(config)
   image = random_images(config, 1)[0]
   for target in ((4, 2), (5, 0)):
