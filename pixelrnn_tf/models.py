@@ -30,7 +30,7 @@ from pixelrnn_tf.layers import scales
 # The paper gives no binarized-MNIST PixelCNN size, and its 3x3 blocks
 # (`kernel_width=3`) leave a blind spot that held every 3x3 network here near 85
 # nats; this one reaches 81.60 in 24 minutes of bfloat16 training on 2 cores of
-# an AMX CPU, where `tfd.PixelCNN` reaches 82.5-82.7 in 30 (README, Results).
+# an AMX CPU, where `tfd.PixelCNN` reaches 82.5-82.8 in 30 (README, Results).
 _SIZES = dict(num_layers=12, hidden_dims=16, output_dims=32, kernel_width=3)
 _FAMILY_SIZES = {
     "pixelcnn": dict(num_layers=16, hidden_dims=32, output_dims=64, kernel_width=11),
