@@ -198,6 +198,13 @@ def main(argv):
     raise SystemExit(1)
 
 
-if __name__ == "__main__":
+def run():
+  """The console entry point (pixelrnn-score): defines the flags and runs `main`."""
   _define_flags()
+  # absl prints the __main__ module's docstring as --help's usage.
+  sys.modules["__main__"].__doc__ = __doc__
   app.run(main)
+
+
+if __name__ == "__main__":
+  run()
