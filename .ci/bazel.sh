@@ -24,7 +24,7 @@ if ! command -v bazel >/dev/null 2>&1; then
     fi
 fi
 if [ ! -x "$VENV/bin/python3" ]; then
-    echo "bazel.sh: no virtualenv at $VENV (create it from requirements.txt first)" >&2
+    echo "bazel.sh: no virtualenv at $VENV (create it from requirements-test.txt first)" >&2
     echo "bazel: 0 passed, 0 failed"
     exit 1
 fi

@@ -8,8 +8,8 @@ wall time and step into a PNG. A `bench/race_tfp.py` JSON file given instead of 
 model_dir adds one curve per contestant (hours of training time, validation stopped
 the clock).
 
-  python bench/curves.py /path/to/model_dir [...] [--plot=docs/curves.png]
-  python bench/curves.py bench/results/race_tfp.json --plot=docs/race_tfp.png
+  python -m bench.curves /path/to/model_dir [...] [--plot=docs/curves.png]
+  python -m bench.curves bench/results/race_tfp.json --plot=docs/race_tfp.png
 
 Wall time counts from the run's first TensorBoard event (written when `fit` starts,
 before the first step is compiled), so it includes compilation, validation and any

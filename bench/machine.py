@@ -8,41 +8,15 @@ import keras
 import tensorflow as tf
 from tensorflow.python.util import _pywrap_util_port  # pylint: disable=g-direct-tensorflow-import
 
-
-def cpu_model():
-  """The CPU's model name from /proc/cpuinfo (Linux), else `platform.processor()`."""
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        if line.startswith("model name"):
-          return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor()
-
-
-def cpu_features(wanted=("avx2", "avx512f", "avx512_bf16", "amx_bf16"),
-                 cpuinfo="/proc/cpuinfo"):
-  """Which of the vector/matrix instruction sets `wanted` the CPU reports (the
-  `flags` line of Linux's `cpuinfo`; empty elsewhere): they decide whether oneDNN
-  and bfloat16 pay."""
-  try:
-    with open(cpuinfo) as f:
-      for line in f:
-        if line.startswith("flags"):
-          flags = set(line.split(":", 1)[1].split())
-          return [name for name in wanted if name in flags]
-  except OSError:
-    pass
-  return []
+from pixelrnn_tf import history
 
 
 def machine_info():
   """Returns platform, CPU and its instruction sets, versions, cores, load average,
   devices and whether TensorFlow's oneDNN CPU kernels are on, as a dict."""
   gpus = tf.config.list_physical_devices("GPU")
-  return {"platform": platform.platform(), "cpu": cpu_model(),
-          "cpu_features": cpu_features(),
+  return {"platform": platform.platform(), "cpu": history.cpu_model(),
+          "cpu_features": history.cpu_features(),
           "python": platform.python_version(),
           "tensorflow": tf.__version__, "keras": keras.__version__,
           "onednn": bool(_pywrap_util_port.IsMklEnabled()),

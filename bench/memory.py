@@ -5,8 +5,8 @@ run `--steps` Adam steps (no XLA) on random binary 28x28x1 images, and report th
 peak RSS (`ru_maxrss`) and the growth over the built model. On a GPU the device's
 peak (`tf.config.experimental.get_memory_info`) is reported too.
 
-  python bench/memory.py            # full run: the step_time.py sizes, batch 64
-  python bench/memory.py --quick    # smoke run: tiny models, batch 8
+  python -m bench.memory            # full run: the step_time.py sizes, batch 64
+  python -m bench.memory --quick    # smoke run: tiny models, batch 8
 """
 
 import argparse
@@ -18,10 +18,9 @@ import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import pixelrnn_tf  # pylint: disable=g-import-not-at-top,unused-import  # oneDNN on, before TF loads
 
-from machine import markdown_table, write_report  # pylint: disable=g-import-not-at-top
+from bench import machine  # pylint: disable=g-import-not-at-top
 
 # name -> (num_layers, hidden_dims) as in step_time.py; tfd.PixelCNN: num_filters.
 FULL = {"pixelcnn": (10, 24), "gated_pixelcnn": (3, 16), "row_lstm": (7, 16),
@@ -40,7 +39,7 @@ def measure_one(name, size, batch_size, steps):
   import keras  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  import contestants  # pylint: disable=g-import-not-at-top
+  from bench import contestants  # pylint: disable=g-import-not-at-top
 
   keras.utils.set_random_seed(0)
   images = np.random.default_rng(0).integers(
@@ -65,7 +64,7 @@ def measure_one(name, size, batch_size, steps):
 
 
 def markdown(results):
-  return markdown_table(
+  return machine.markdown_table(
       ["model", "params", "batch", "RSS after build (MiB)", "peak RSS (MiB)",
        "growth in training steps (MiB)"],
       [[r["model"], f"{r['params']:,}", r["batch_size"], f"{r['rss_built_mib']:.0f}",
@@ -88,7 +87,7 @@ def main(argv=None):
   start = time.perf_counter()
   results = []
   for name in sizes:
-    command = [sys.executable, os.path.abspath(__file__), f"--one={name}",
+    command = [sys.executable, "-m", "bench.memory", f"--one={name}",
                f"--steps={args.steps}"] + (["--quick"] if args.quick else [])
     output = subprocess.run(command, check=True, capture_output=True, text=True)
     results.append(json.loads(output.stdout.strip().splitlines()[-1]))
@@ -96,7 +95,7 @@ def main(argv=None):
   wall_s = time.perf_counter() - start
   report = {"benchmark": "memory", "quick": args.quick, "wall_s": wall_s,
             "results": results}
-  write_report(args.out, report, markdown(results))
+  machine.write_report(args.out, report, markdown(results))
 
 
 if __name__ == "__main__":

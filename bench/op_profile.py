@@ -6,8 +6,8 @@ executed ops' times by op type (every iteration of a `tf.scan` counts). The op t
 of the two cores add up, so their total exceeds the wall time of the step. Random
 binary 28x28x1 images at batch 64, as in bench/step_time.py.
 
-  python bench/op_profile.py --model=diagonal_bilstm --layers=7 --hidden=16
-  python bench/op_profile.py --quick    # smoke run: tiny PixelCNN, batch 4
+  python -m bench.op_profile --model=diagonal_bilstm --layers=7 --hidden=16
+  python -m bench.op_profile --quick    # smoke run: tiny PixelCNN, batch 4
 
 This is how the strided-slice gradients (`StridedSliceGrad`) were found to dominate
 the Diagonal BiLSTM's and the Gated PixelCNN's steps (docs/RESULTS.md, step time).
@@ -16,16 +16,14 @@ the Diagonal BiLSTM's and the Gated PixelCNN's steps (docs/RESULTS.md, step time
 import argparse
 import collections
 import os
-import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import pixelrnn_tf  # pylint: disable=g-import-not-at-top,unused-import  # oneDNN on, before TF loads
 
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-from machine import markdown_table, write_report  # pylint: disable=g-import-not-at-top
+from bench import machine  # pylint: disable=g-import-not-at-top
 from pixelrnn_tf import distributions  # pylint: disable=g-import-not-at-top
 from pixelrnn_tf import models  # pylint: disable=g-import-not-at-top
 
@@ -78,15 +76,15 @@ def main(argv=None):
   start = time.perf_counter()
   result = profile(args.model, args.layers, args.hidden, args.batch_size, args.top)
   total = result["op_ms_total"]
-  table = markdown_table(
+  table = machine.markdown_table(
       ["op", "ms", "share of op time", "executions"],
       [[o["op"], f"{o['ms']:.1f}", f"{o['ms'] / total:.0%}", o["count"]]
        for o in result["ops"]])
   print(f"{args.model} {args.layers} x h={args.hidden}, batch {args.batch_size}: "
         f"step {result['step_s']:.2f} s, op time {total:.0f} ms")
-  write_report(args.out, {"benchmark": "op_profile", "quick": args.quick,
-                          "wall_s": time.perf_counter() - start,
-                          "results": [result]}, table)
+  machine.write_report(args.out, {"benchmark": "op_profile", "quick": args.quick,
+                                  "wall_s": time.perf_counter() - start,
+                                  "results": [result]}, table)
 
 
 if __name__ == "__main__":

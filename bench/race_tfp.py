@@ -30,25 +30,24 @@ With `--save_dir`, this package's trained contestant is saved there as a model_d
 (config.json, checkpoints/) that `train.py --mode=eval|sample --model_dir` and
 `export.py` read.
 
-  python bench/race_tfp.py --data_dir=../shared/data/tfds           # 30 min each
-  python bench/race_tfp.py --quick                                   # smoke run
+  python -m bench.race_tfp --data_dir=../shared/data/tfds           # 30 min each
+  python -m bench.race_tfp --quick                                   # smoke run
 """
 
 import argparse
 import os
-import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import pixelrnn_tf  # pylint: disable=g-import-not-at-top,unused-import  # oneDNN on, before TF loads
 
 import keras  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-from machine import markdown_table, write_report  # pylint: disable=g-import-not-at-top
-from contestants import IMAGE_SHAPE, TFP, Ours, count_params, train_step  # pylint: disable=g-import-not-at-top
+from bench import contestants  # pylint: disable=g-import-not-at-top
+from bench import machine  # pylint: disable=g-import-not-at-top
+from pixelrnn_tf import configs  # pylint: disable=g-import-not-at-top
 from pixelrnn_tf import data  # pylint: disable=g-import-not-at-top
 from pixelrnn_tf import distribute  # pylint: disable=g-import-not-at-top
 from pixelrnn_tf import models  # pylint: disable=g-import-not-at-top
@@ -71,7 +70,7 @@ def race(contestant, train_batches, curve_batches, final_batches, minutes,
   decayed along half a cosine to 0 at `minutes` ("cosine").
   """
 
-  step = train_step(contestant)
+  step = contestants.train_step(contestant)
   schedule = training.warmup_then(lr_schedule, learning_rate, 60 * minutes, warmup_s)
 
   def set_learning_rate(trained_s):
@@ -101,7 +100,7 @@ def race(contestant, train_batches, curve_batches, final_batches, minutes,
       next_eval += eval_every_s
   batch_size = int(next(iterator)[0].shape[0])
   return {"contestant": contestant.name, "description": contestant.description,
-          "params": count_params(contestant.variables),
+          "params": contestants.count_params(contestant.variables),
           "train_s": trained_s, "steps": steps,
           "images_per_s": steps * batch_size / trained_s,
           "last_learning_rate": last_rate,
@@ -109,7 +108,7 @@ def race(contestant, train_batches, curve_batches, final_batches, minutes,
 
 
 def markdown(results, eval_examples):
-  return markdown_table(
+  return machine.markdown_table(
       ["model", "params", "steps", "train img/s",
        f"validation NLL, {eval_examples} images (nats)"],
       [[r["description"], f"{r['params']:,}", r["steps"], f"{r['images_per_s']:.1f}",
@@ -125,10 +124,10 @@ def score_in_float32(trained, fresh, batches):
 def save_model_dir(contestant, save_dir, data_dir, learning_rate, steps,
                    mixed_precision):
   """Writes `contestant` (one of ours) as a `train.py` model_dir at `steps`."""
-  train_config = training.TrainConfig(data_dir=data_dir, learning_rate=learning_rate,
+  train_config = configs.TrainConfig(data_dir=data_dir, learning_rate=learning_rate,
                                       train_steps=steps,
                                       mixed_precision=mixed_precision)
-  training.save_config(save_dir, contestant.config, train_config)
+  configs.save_config(save_dir, contestant.config, train_config)
   checkpoint = tf.train.Checkpoint(model=contestant.model,
                                    optimizer=contestant.optimizer)
   tf.train.CheckpointManager(checkpoint, os.path.join(save_dir, "checkpoints"),
@@ -180,7 +179,8 @@ def main(argv=None):
   if args.quick:
     args.minutes, args.tfp_minutes, args.eval_every_s = 0.05, None, 1.5
     args.curve_examples = args.eval_examples = 64
-    images = np.random.default_rng(0).integers(0, 2, (256,) + IMAGE_SHAPE, np.uint8)
+    images = np.random.default_rng(0).integers(
+        0, 2, (256,) + contestants.IMAGE_SHAPE, np.uint8)
     train_ds = val_ds = tf.data.Dataset.from_tensor_slices(
         {"image": images, "label": np.zeros(len(images), np.int32)})
   else:
@@ -200,12 +200,12 @@ def main(argv=None):
   size = (1, 8) if args.quick else (args.layers, args.hidden)
 
   def ours(dtype_policy=policy):
-    return Ours(args.model, *size, learning_rate=args.learning_rate,
-                kernel_width=args.kernel_width, dtype_policy=dtype_policy)
+    return contestants.Ours(args.model, *size, learning_rate=args.learning_rate,
+                            kernel_width=args.kernel_width, dtype_policy=dtype_policy)
 
   makers = {"ours": ours,
-            "tfp": lambda: TFP(init_images, 4 if args.quick else args.tfp_filters,
-                               tfp_learning_rate)}
+            "tfp": lambda: contestants.TFP(
+                init_images, 4 if args.quick else args.tfp_filters, tfp_learning_rate)}
   # TFP's data-dependent init sees a training batch; the race then starts afresh.
   init_images = next(iter(train_batches))[0]
   minutes = {"ours": args.minutes, "tfp": args.tfp_minutes or args.minutes}
@@ -236,7 +236,7 @@ def main(argv=None):
             "minutes": minutes,
             "eval_examples": args.eval_examples, "wall_s": wall_s,
             "results": results}
-  write_report(args.out, report, markdown(results, args.eval_examples))
+  machine.write_report(args.out, report, markdown(results, args.eval_examples))
 
 
 if __name__ == "__main__":

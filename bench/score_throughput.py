@@ -16,29 +16,28 @@ images, interleaved; the best pass is reported (the machine is shared). The JSON
 also records every pass, the largest relative difference of the exported
 log-probabilities from Keras's, and the wall time.
 
-  python bench/score_throughput.py            # full run, writes the JSON below
-  python bench/score_throughput.py --quick    # smoke run: tiny model, 512 random images
-  python bench/score_throughput.py --out=/tmp/score_throughput.json
+  python -m bench.score_throughput            # full run, writes the JSON below
+  python -m bench.score_throughput --quick    # smoke run: tiny model, 512 random images
+  python -m bench.score_throughput --out=/tmp/score_throughput.json
 """
 
 import argparse
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import pixelrnn_tf  # pylint: disable=g-import-not-at-top,unused-import  # oneDNN on, before TF loads
 
 import keras  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
+from bench import machine  # pylint: disable=g-import-not-at-top
+from pixelrnn_tf import configs  # pylint: disable=g-import-not-at-top
 from pixelrnn_tf import data  # pylint: disable=g-import-not-at-top
-from machine import markdown_table, write_report  # pylint: disable=g-import-not-at-top
 from pixelrnn_tf import distributions  # pylint: disable=g-import-not-at-top
 from pixelrnn_tf import export  # pylint: disable=g-import-not-at-top
 from pixelrnn_tf import models  # pylint: disable=g-import-not-at-top
@@ -59,7 +58,7 @@ def load_images(quick, data_dir, limit):
 def make_export(model_config, root):
   """Random-weight model_dir (config + checkpoint at step 0) and its export."""
   model_dir = os.path.join(root, "model")
-  training.save_config(model_dir, model_config, training.TrainConfig())
+  configs.save_config(model_dir, model_config, configs.TrainConfig())
   keras.utils.set_random_seed(0)
   model, _, manager = training.build_and_restore(model_dir, model_config)
   manager.save(checkpoint_number=0)
@@ -96,7 +95,7 @@ def one_pass(fn, batches):
 
 
 def markdown(results, reference):
-  return markdown_table(
+  return machine.markdown_table(
       ["way", "images/s (best pass)", "ms/batch", "vs keras (tf.function)",
        "max rel. diff of log p"],
       [[r["way"], f"{r['images_per_s']:.0f}", f"{r['ms_per_batch']:.1f}",
@@ -173,7 +172,7 @@ def main(argv=None):
   table = (markdown(results, results[0]["images_per_s"]) +
            f"\n\n{report['params']:,} params, {len(images)} images, batch "
            f"{args.batch_size}, best of {repeats}; export {export_s:.0f} s")
-  write_report(out_path, report, table)
+  machine.write_report(out_path, report, table)
 
 
 if __name__ == "__main__":

@@ -7,12 +7,12 @@ random binary 28x28x1 images, for the families at similar parameter counts (abou
 machine's mixed policy (`mixed_bfloat16` on CPU/TPU, `mixed_float16` on GPU). Prints
 a Markdown table; the numbers and the machine go to a JSON file.
 
-  python bench/step_time.py           # full run: batch 64, 1 warm-up + 5 timed steps
-  python bench/step_time.py --quick   # smoke run: tiny models, batch 8, 2 steps;
+  python -m bench.step_time           # full run: batch 64, 1 warm-up + 5 timed steps
+  python -m bench.step_time --quick   # smoke run: tiny models, batch 8, 2 steps;
                                       # XLA and mixed precision on PixelCNN only
-  python bench/step_time.py --out=/tmp/step_time.json
-  python bench/step_time.py --models=pixelcnn,row_lstm --plain_only  # float32, no XLA
-  python bench/step_time.py --models=pixelcnn --num_layers=16 --hidden_dims=32 \
+  python -m bench.step_time --out=/tmp/step_time.json
+  python -m bench.step_time --models=pixelcnn,row_lstm --plain_only  # float32, no XLA
+  python -m bench.step_time --models=pixelcnn --num_layers=16 --hidden_dims=32 \
     --output_dims=64 --kernel_width=11 --no_xla  # another size; float32 and mixed
 
 Compile time is the first step (XLA compilation included); throughput is the timed
@@ -22,17 +22,15 @@ steps only. On shared machines compare the ratios within one run, not absolutes.
 import argparse
 import itertools
 import os
-import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import pixelrnn_tf  # pylint: disable=g-import-not-at-top,unused-import  # oneDNN on, before TF loads
 
 import keras  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
 
-from machine import markdown_table, write_report  # pylint: disable=g-import-not-at-top
+from bench import machine  # pylint: disable=g-import-not-at-top
 from pixelrnn_tf import distribute  # pylint: disable=g-import-not-at-top
 from pixelrnn_tf import distributions  # pylint: disable=g-import-not-at-top
 from pixelrnn_tf import models  # pylint: disable=g-import-not-at-top
@@ -83,7 +81,7 @@ def time_model(name, num_layers, hidden_dims, batch_size, warmup, steps, jit_com
 
 
 def markdown(results):
-  return markdown_table(
+  return machine.markdown_table(
       ["model", "XLA", "precision", "layers x h", "params", "compile (s)",
        "step (ms, mean)", "step (ms, median)", "images/s"],
       [[r["model"], "on" if r["jit_compile"] else "off", r["policy"],
@@ -155,7 +153,7 @@ def main(argv=None):
   report = {"benchmark": "train_step", "image_shape": IMAGE_SHAPE,
             "quick": args.quick, "warmup_steps": warmup, "wall_s": wall_s,
             "results": results}
-  write_report(args.out, report, markdown(results))
+  machine.write_report(args.out, report, markdown(results))
 
 
 if __name__ == "__main__":

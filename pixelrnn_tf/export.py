@@ -15,8 +15,8 @@ whose names and tensor names are the serving contract (see docs/SERVING.md):
   complete           images uint8 [B, H, W, C], known_rows int32 [], seed int32 []
                        -> images uint8 [B, H, W, C]
   metadata           (no inputs) -> model, image_shape, num_levels, num_classes,
-                       dataset, step, validation_nll, validation_bits_per_dim,
-                       validation_step, config_json
+                       class_names, dataset, step, validation_nll,
+                       validation_bits_per_dim, validation_step, config_json
 
 A class-conditional model (`num_classes > 0`) takes `labels int32 [B]`, the class
 of each image, as one more input of serving_default, log_prob_encoded and
@@ -42,6 +42,7 @@ import uuid
 from absl import logging
 import tensorflow as tf
 
+from pixelrnn_tf import configs
 from pixelrnn_tf import distributions
 from pixelrnn_tf import models
 from pixelrnn_tf import sampling
@@ -59,14 +60,15 @@ class ExportError(ValueError):
   """The model_dir cannot be exported (no checkpoint, version taken, ...)."""
 
 
-def export(model_dir, export_dir, version=None, xla_samplers=False):
-  """Exports the latest checkpoint of `model_dir` to `export_dir/<version>/`.
+def export(source, export_dir, version=None, xla_samplers=False):
+  """Exports a trained model to `export_dir/<version>/`.
 
   The SavedModel is written to a temporary directory inside `export_dir` and then
   renamed, so a server polling `export_dir` never sees a half-written version.
 
   Args:
-    model_dir: a training directory (config.json and checkpoints/).
+    source: a training directory (config.json and checkpoints/: its newest intact
+      checkpoint) or a shipped model's folder (`pixelrnn_tf.pretrained.path`).
     export_dir: directory of integer-named versions, as TF Serving expects.
     version: positive int; `None` takes the next free one (1 + the largest
       existing integer, or 1).
@@ -77,24 +79,17 @@ def export(model_dir, export_dir, version=None, xla_samplers=False):
     The path of the written version, `export_dir/<version>`.
 
   Raises:
-    ExportError: `model_dir` has no checkpoint, or `version` exists or is invalid.
-    training.TrainingError: `model_dir` has no config.json or an unreadable
+    ExportError: `version` exists or is invalid.
+    training.TrainingError: nothing trained in `source`, or an unreadable
       checkpoint.
+    configs.ConfigError: no usable config.json in `source`.
   """
-  model_config, train_config = training.load_config(model_dir)
-  model, optimizer, manager = training.build_and_restore(model_dir, model_config)
-  if not manager.latest_checkpoint:
-    raise ExportError(
-        f"No checkpoint in {manager.directory}: there is nothing trained to export. "
-        "Train first (train.py --model_dir=...), or pass the --model_dir of a "
-        "trained model.")
+  model, model_config, train_config, step = training.load_trained(source)
   version = _version(export_dir, version)
   path = os.path.join(export_dir, str(version))
-  metadata = _metadata(model_dir, model_config, train_config,
-                       int(optimizer.iterations.numpy()))
+  metadata = _metadata(source, model_config, train_config, step)
   module = _ServingModule(model, model_config, metadata,
-                          os.path.join(model_dir, training.CONFIG_FILE),
-                          xla_samplers)
+                          os.path.join(source, configs.CONFIG_FILE), xla_samplers)
   tmp = os.path.join(export_dir, f".tmp-{version}-{uuid.uuid4().hex[:8]}")
   try:
     tf.saved_model.save(module, tmp, signatures=module.signatures())
@@ -102,8 +97,7 @@ def export(model_dir, export_dir, version=None, xla_samplers=False):
   finally:
     if tf.io.gfile.exists(tmp):
       tf.io.gfile.rmtree(tmp)
-  logging.info("Exported %s (step %d) to %s", manager.latest_checkpoint,
-               metadata["step"], path)
+  logging.info("Exported %s (step %d) to %s", source, step, path)
   return path
 
 
@@ -125,10 +119,14 @@ def _version(export_dir, version):
   return version
 
 
-def _metadata(model_dir, model_config, train_config, step):
-  """Returns the constants of the `metadata` signature as Python values."""
+def _metadata(source, model_config, train_config, step):
+  """Returns the constants of the `metadata` signature as Python values.
+
+  The validation figures are those of `source/eval_validation.json` (what
+  `train.py --mode=eval` wrote there; NaN and step -1 without one).
+  """
   nll, nll_step = math.nan, -1
-  path = os.path.join(model_dir, VALIDATION_FILE)
+  path = os.path.join(source, VALIDATION_FILE)
   if tf.io.gfile.exists(path):
     with tf.io.gfile.GFile(path) as f:
       result = json.load(f)
@@ -137,13 +135,14 @@ def _metadata(model_dir, model_config, train_config, step):
       logging.warning("%s is from step %d but the checkpoint is at step %d; "
                       "metadata reports validation_step=%d.", path, nll_step, step,
                       nll_step)
-  with tf.io.gfile.GFile(os.path.join(model_dir, training.CONFIG_FILE)) as f:
+  with tf.io.gfile.GFile(os.path.join(source, configs.CONFIG_FILE)) as f:
     config_json = f.read()
   return {
       "model": model_config.model,
       "image_shape": list(model_config.image_shape),
       "num_levels": model_config.num_levels,
       "num_classes": model_config.num_classes,
+      "class_names": list(model_config.class_names),
       "dataset": train_config.dataset,
       "step": step,
       "validation_nll": nll,
@@ -287,6 +286,8 @@ class _ServingModule(tf.Module):
         "image_shape": tf.constant(m["image_shape"], tf.int32),
         "num_levels": tf.constant(m["num_levels"], tf.int32),
         "num_classes": tf.constant(m["num_classes"], tf.int32),
+        "class_names": tf.constant(m["class_names"], tf.string, shape=[
+            len(m["class_names"])]),
         "dataset": tf.constant(m["dataset"]),
         "step": tf.constant(m["step"], tf.int64),
         "validation_nll": tf.constant(m["validation_nll"], tf.float32),

@@ -57,6 +57,8 @@ class ModelConfig:
       `default_sizes`.
     num_classes: 0 (unconditional), or the number of class labels that condition
       every layer (families in `CONDITIONAL_FAMILIES`).
+    class_names: the classes' names in label order (empty, or `num_classes` of
+      them).
     dropout: rate of the dropout on every residual branch in training (0: none);
       see `residual_dropout`.
     kernel_width: PixelCNN only: its residual blocks' masked conv is
@@ -73,9 +75,11 @@ class ModelConfig:
   num_classes: int = 0
   dropout: float = 0.0
   kernel_width: int | None = None
+  class_names: tuple = ()
 
   def __post_init__(self):
     self.image_shape = tuple(int(d) for d in self.image_shape)
+    self.class_names = tuple(str(n) for n in self.class_names)
     if self.model not in MODELS:
       raise ValueError(
           f"Invalid `model`. Expected one of {sorted(MODELS)}. "
@@ -104,6 +108,10 @@ class ModelConfig:
     if self.num_classes < 0:
       raise ValueError("Invalid `num_classes`. Expected >= 0 (0: unconditional). "
                        f"Received: num_classes={self.num_classes}")
+    if self.class_names and len(self.class_names) != self.num_classes:
+      raise ValueError(
+          f"Invalid `class_names`. Expected none or num_classes={self.num_classes} "
+          f"names. Received: {len(self.class_names)} names")
     if self.num_classes and self.model not in CONDITIONAL_FAMILIES:
       raise ValueError(
           f"Class conditioning is implemented for {list(CONDITIONAL_FAMILIES)} (as "

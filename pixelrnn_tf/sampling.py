@@ -18,6 +18,7 @@ logits):
 and export in a SavedModel.
 """
 
+import contextlib
 import typing
 from typing import Callable
 
@@ -112,10 +113,37 @@ def complete_cached(model, images, start, num_levels, seed, labels=None):
     raise ValueError(
         f"No cached sampler for model {model.name!r}. Expected one of "
         f"{sorted(CACHED_FAMILIES)}; use `complete_naive`.")
-  if model.name == "multiscale":
-    return _complete_multiscale(model, images, start, num_levels, seed)
-  return _complete_cached(model, model.name, images, start, num_levels, seed,
-                          labels)
+  with _computing_in_float32(model):
+    if model.name == "multiscale":
+      return _complete_multiscale(model, images, start, num_levels, seed)
+    return _complete_cached(model, model.name, images, start, num_levels, seed,
+                            labels)
+
+
+@contextlib.contextmanager
+def _computing_in_float32(model):
+  """Every layer of `model` (and of the models nested in it) computes in float32
+  inside the block, whatever its dtype policy: the first caches and the scaled
+  pixels a draw writes are then those of a float32 model with the same weights."""
+  layers = _all_layers(model)
+  policies = [layer.dtype_policy for layer in layers]
+  try:
+    for layer in layers:
+      layer.dtype_policy = "float32"
+    yield
+  finally:
+    for layer, policy in zip(layers, policies):
+      layer.dtype_policy = policy
+
+
+def _all_layers(model):
+  """The layers of `model` and, recursively, of the models among them."""
+  layers = []
+  for layer in model.layers:
+    layers.append(layer)
+    if isinstance(layer, keras.Model):
+      layers += _all_layers(layer)
+  return layers
 
 
 def _complete_multiscale(model, images, start, num_levels, seed):

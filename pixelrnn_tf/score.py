@@ -1,6 +1,10 @@
 r"""Scores image files with an exported SavedModel: nats and bits/dim per image.
 
-  python -m pixelrnn_tf.score --saved_model=/exports/pcnn/1 digit.png more_digits/
+  python -m pixelrnn_tf.score --saved_model=/exports/pcnn digit.png more_digits/
+  python -m pixelrnn_tf.score --pretrained=pixelcnn_binarized_mnist digit.png
+
+`--saved_model` is a version (`/exports/pcnn/1`) or an export root, whose highest
+version is used (as TF Serving does); `--pretrained` names a shipped model.
 
 Prints one JSON line per image, `{"path", "nats", "bits_per_dim"}` where `nats` is
 `-log p(image)` in nats and `bits_per_dim` is `nats / (H*W*C ln 2)`, then one summary
@@ -12,12 +16,14 @@ status 1. Directories are searched recursively for .png/.jpg/.jpeg/.gif/.bmp fil
 Files go through the `log_prob_encoded` signature, so they are decoded and
 quantized inside the SavedModel exactly as TF Serving would (a binary model reads
 8-bit values >= 128 as 1). Scoring needs TensorFlow only: this module loads the
-SavedModel with `tf.saved_model.load` and imports nothing else from pixelrnn_tf.
+SavedModel with `tf.saved_model.load` and imports nothing else from pixelrnn_tf
+(but `pixelrnn_tf.pretrained`, for --pretrained), so it also runs as a lone script.
 """
 
 import json
 import math
 import os
+import re
 import sys
 import time
 
@@ -50,10 +56,42 @@ def find_images(paths):
   return files
 
 
+def saved_model_path(export_dir):
+  """The newest version of a SavedModel export root (its highest integer-named
+  subfolder with a SavedModel, as TF Serving picks), or `export_dir` itself if it
+  is a SavedModel.
+
+  Raises:
+    ValueError: neither a SavedModel nor a folder of numbered versions.
+  """
+  if tf.io.gfile.exists(os.path.join(export_dir, "saved_model.pb")):
+    return export_dir
+  versions = []
+  if tf.io.gfile.isdir(export_dir):
+    versions = [int(n.rstrip("/")) for n in tf.io.gfile.listdir(export_dir)
+                if re.fullmatch(r"\d+/?", n) and tf.io.gfile.exists(
+                    os.path.join(export_dir, n.rstrip("/"), "saved_model.pb"))]
+  if not versions:
+    raise ValueError(
+        f"No SavedModel at {export_dir!r}: expected a folder with saved_model.pb, or "
+        "an export root of numbered versions (1/, 2/, ...) as export.py writes.")
+  return os.path.join(export_dir, str(max(versions)))
+
+
 class Scorer:
-  """Scores encoded images with the `log_prob_encoded` signature of a SavedModel."""
+  """Scores encoded images with the `log_prob_encoded` signature of a SavedModel.
+
+  Args:
+    saved_model: a SavedModel version directory, or an export root of numbered
+      versions (its highest is loaded).
+
+  Raises:
+    ValueError: no SavedModel there, one that is not a pixelrnn_tf export, or a
+      conditional one.
+  """
 
   def __init__(self, saved_model):
+    saved_model = saved_model_path(saved_model)
     self._loaded = tf.saved_model.load(saved_model)
     if SIGNATURE not in self._loaded.signatures:
       raise ValueError(
@@ -99,7 +137,7 @@ def score_files(saved_model, paths, batch_size=64, progress=None):
   """Yields a record per image file under `paths` (see `Scorer.score`).
 
   Args:
-    saved_model: path of one exported version, e.g. `export_dir/1`.
+    saved_model: an exported version, e.g. `export_dir/1`, or an export root.
     paths: image files and/or directories.
     batch_size: images per signature call.
     progress: callable `(done, total)` called once the model is loaded (done=0)
@@ -168,9 +206,12 @@ class _Progress:
 def _define_flags():
   """Defines the command-line flags; only when run as a program (no import effects)."""
   flags.DEFINE_string("saved_model", None,
-                      "An exported version directory, e.g. /exports/pcnn/1.",
-                      required=True)
-  flags.DEFINE_integer("batch_size", 64, "Images per SavedModel call.")
+                      "An export root (its highest version is used) or one "
+                      "version directory, e.g. /exports/pcnn or /exports/pcnn/1.")
+  flags.DEFINE_string("pretrained", None, "A shipped model by name instead of "
+                      "--saved_model (pixelrnn_tf.pretrained.names()).")
+  flags.DEFINE_integer("batch_size", 64, "Images per SavedModel call.",
+                       lower_bound=1)
   flags.DEFINE_bool("progress", None,
                     "Show a progress bar on stderr (default: when stderr is a "
                     "terminal and there is more than one batch).")
@@ -181,21 +222,35 @@ def main(argv):
   paths = argv[1:]
   if not paths:
     raise app.UsageError("Pass one or more image files or directories to score.")
+  if bool(flags_.saved_model) == bool(flags_.pretrained):
+    print("error: Pass one of --saved_model (an export) or --pretrained=NAME (a "
+          "shipped model).", file=sys.stderr)
+    sys.exit(1)
   try:
     files = find_images(paths)
-  except FileNotFoundError as e:
-    raise SystemExit(f"error: {e}") from None
-  show = flags_.progress
-  if show is None:
-    show = sys.stderr.isatty() and len(files) > flags_.batch_size
-  records = []
-  for record in score_files(flags_.saved_model, files, flags_.batch_size,
-                            _Progress() if show else None):
-    records.append(record)
-    print(json.dumps(record), flush=True)
+    saved_model = flags_.saved_model
+    if flags_.pretrained:
+      # Imported here: without --pretrained this file runs alone, with TF only.
+      from pixelrnn_tf import pretrained  # pylint: disable=g-import-not-at-top
+      saved_model = pretrained.path(flags_.pretrained)
+    show = flags_.progress
+    if show is None:
+      show = sys.stderr.isatty() and len(files) > flags_.batch_size
+    records = []
+    for record in score_files(saved_model, files, flags_.batch_size,
+                              _Progress() if show else None):
+      records.append(record)
+      print(json.dumps(record), flush=True)
+  except (OSError, ValueError) as e:  # PretrainedError is a ValueError
+    print(f"error: {short_error(e) if isinstance(e, tf.errors.OpError) else e}",
+          file=sys.stderr)
+    sys.exit(1)
+  except KeyboardInterrupt:
+    print("Interrupted.", file=sys.stderr)
+    sys.exit(130)
   print(json.dumps(summary(records)), flush=True)
   if any("error" in r for r in records):
-    raise SystemExit(1)
+    sys.exit(1)
 
 
 def run():

@@ -2,11 +2,16 @@
 
 `model_dir/` holds everything needed to continue, evaluate or export a run:
 
-  config.json          {"model": ModelConfig, "train": TrainConfig}, written before step 1
+  config.json          {"model": ModelConfig, "train": TrainConfig} (`configs`),
+                       written before step 1
   checkpoints/         tf.train.Checkpoint of model + optimizer (step = optimizer.iterations)
+  history.json         one record per training run: command, times, steps, machine
   logs/                TensorBoard events: loss and bits/dim per loop, validation, samples
   eval_<split>.json    {"split", "num_examples", "nll_nats", "bits_per_dim", "step"}
   samples.png          --mode=sample output
+
+Evaluation and sampling also read a shipped model's folder (`pixelrnn_tf.pretrained`),
+which holds Keras weights instead of checkpoints (`load_trained`).
 """
 
 import dataclasses
@@ -21,83 +26,22 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from pixelrnn_tf import configs
 from pixelrnn_tf import data
 from pixelrnn_tf import distribute
 from pixelrnn_tf import distributions
+from pixelrnn_tf import history
 from pixelrnn_tf import models
+from pixelrnn_tf import pretrained
 from pixelrnn_tf import sampling
-
-CONFIG_FILE = "config.json"
-LR_SCHEDULES = ("constant", "cosine")
 
 
 class TrainingError(RuntimeError):
   """Training cannot go on (NaN loss, unusable checkpoint, mismatched config)."""
 
 
-@dataclasses.dataclass
-class TrainConfig:
-  """How a model is trained; saved beside the checkpoints.
-
-  Attributes:
-    dataset: `pixelrnn_tf.data` dataset name or `folder:/path`.
-    data_dir: TFDS data dir (None: `$TFDS_DATA_DIR` or TFDS's default).
-    image_size: side of folder images after resize and crop (folders only).
-    batch_size: global batch size.
-    train_steps: optimizer steps in total (a resumed run counts the steps done).
-    learning_rate: Adam learning rate (the peak one under a warmup or decay).
-    lr_schedule: "constant", or "cosine": decay to 0 at `train_steps` along half a
-      cosine (`keras.optimizers.schedules.CosineDecay`).
-    warmup_steps: ramp the learning rate linearly from 0 over this many first
-      steps (0: none).
-    steps_per_loop: steps between checkpoints and summaries (one Keras "epoch").
-    eval_every_loops: validate on `eval_examples` images every this many loops
-      (0: never during training).
-    eval_examples: images of the evaluation split used for periodic validation.
-    jit_compile: compile the train and evaluation steps and the naive samplers with
-      XLA (off by default: on CPU the steps run faster without it,
-      bench/step_time.py). The cached samplers always compile
-      (`sampling.prefers_xla`: several times faster).
-    mixed_precision: compute in float16 (GPU, with loss scaling) or bfloat16
-      (TPU/CPU) with float32 weights; the logits, head and loss stay float32.
-    summary_samples: images sampled into TensorBoard at the end of training (0:
-      none).
-    seed: seeds weights, shuffling and samples.
-  """
-  dataset: str = "binarized_mnist"
-  data_dir: str | None = None
-  image_size: int | None = None
-  batch_size: int = 64
-  train_steps: int = 20_000
-  learning_rate: float = 1e-3
-  lr_schedule: str = "constant"
-  warmup_steps: int = 0
-  steps_per_loop: int = 500
-  eval_every_loops: int = 1
-  eval_examples: int = 10_000
-  jit_compile: bool = False
-  mixed_precision: bool = False
-  summary_samples: int = 16
-  seed: int = 0
-
-  def __post_init__(self):
-    for name in ("batch_size", "train_steps", "steps_per_loop"):
-      if getattr(self, name) < 1:
-        raise ValueError(f"Invalid `{name}`. Expected >= 1. "
-                         f"Received: {name}={getattr(self, name)}")
-    if self.summary_samples < 0:
-      raise ValueError("Invalid `summary_samples`. Expected >= 0. "
-                       f"Received: summary_samples={self.summary_samples}")
-    if not self.learning_rate > 0:
-      raise ValueError("Invalid `learning_rate`. Expected > 0. "
-                       f"Received: learning_rate={self.learning_rate}")
-    if self.lr_schedule not in LR_SCHEDULES:
-      raise ValueError(f"Invalid `lr_schedule`. Expected one of {LR_SCHEDULES}. "
-                       f"Received: lr_schedule={self.lr_schedule!r}")
-    if not 0 <= self.warmup_steps < self.train_steps:
-      raise ValueError("Invalid `warmup_steps`. Expected >= 0 and < train_steps "
-                       f"({self.train_steps}). Received: "
-                       f"warmup_steps={self.warmup_steps}")
+class Interrupted(TrainingError):
+  """Training was interrupted (Ctrl-C); a checkpoint of the last step was saved."""
 
 
 def learning_rate_schedule(train_config):
@@ -135,28 +79,13 @@ class _ScheduleLearningRate(keras.callbacks.Callback):
     optimizer = self.model.optimizer
     optimizer.learning_rate = self.schedule(optimizer.iterations)
 
-
-def save_config(model_dir, model_config, train_config):
-  """Writes `model_dir/config.json` (atomically)."""
-  tf.io.gfile.makedirs(model_dir)
-  text = json.dumps({"model": dataclasses.asdict(model_config),
-                     "train": dataclasses.asdict(train_config)}, indent=2)
-  tmp = os.path.join(model_dir, CONFIG_FILE + ".tmp")
-  with tf.io.gfile.GFile(tmp, "w") as f:
-    f.write(text)
-  tf.io.gfile.rename(tmp, os.path.join(model_dir, CONFIG_FILE), overwrite=True)
-
-
-def load_config(model_dir):
-  """Returns `(ModelConfig, TrainConfig)` saved in `model_dir`."""
-  path = os.path.join(model_dir, CONFIG_FILE)
-  if not tf.io.gfile.exists(path):
-    raise TrainingError(
-        f"No {CONFIG_FILE} in model_dir {model_dir!r}: train a model there first "
-        "(--mode=train), or pass the --model_dir of a trained model.")
-  with tf.io.gfile.GFile(path) as f:
-    saved = json.load(f)
-  return models.ModelConfig(**saved["model"]), TrainConfig(**saved["train"])
+def load_split(train_config, split):
+  """`data.load` of `split` of the dataset `train_config` trains on, read the same
+  way (folder images converted, quantized and checked as in training)."""
+  return data.load(train_config.dataset, split, train_config.data_dir,
+                   train_config.image_size, channels=train_config.channels,
+                   num_levels=train_config.num_levels,
+                   bad_files=train_config.bad_files)
 
 
 def model_config_for_dataset(train_config, conditional=False, **model_args):
@@ -167,8 +96,7 @@ def model_config_for_dataset(train_config, conditional=False, **model_args):
   Raises:
     TrainingError: `conditional` but the dataset has no class labels.
   """
-  _, info = data.load(train_config.dataset, "train", train_config.data_dir,
-                      train_config.image_size)
+  _, info = load_split(train_config, "train")
   if conditional and not info.num_classes:
     raise TrainingError(
         f"Dataset {train_config.dataset!r} has no class labels, so a model cannot "
@@ -177,49 +105,159 @@ def model_config_for_dataset(train_config, conditional=False, **model_args):
   return models.ModelConfig(image_shape=info.image_shape,
                             num_levels=info.num_levels,
                             num_classes=info.num_classes if conditional else 0,
+                            class_names=info.class_names if conditional else (),
                             **model_args)
 
 
 def build_and_restore(model_dir, model_config=None, learning_rate=1e-3):
-  """Builds the network, an Adam optimizer and restores the latest checkpoint.
+  """Builds the network, an Adam optimizer and restores the newest intact checkpoint.
+
+  A checkpoint that cannot be read (a truncated or corrupt file) is moved to
+  `checkpoints/corrupt/`, kept, and logged; the newest one that reads is restored.
 
   Returns:
     `(model, optimizer, manager)`; `optimizer.iterations` is the restored step (0
     when `model_dir` has no checkpoint yet).
 
   Raises:
-    TrainingError: a checkpoint exists but cannot be read (corrupt or from another
-      model); the message names the file and how to recover.
+    TrainingError: checkpoints exist but none can be restored (corrupt, or from
+      another model config); the message names them and says what to do.
   """
-  model_config = model_config or load_config(model_dir)[0]
+  model_config = model_config or configs.load_config(model_dir)[0]
   model = models.build(model_config)
   optimizer = keras.optimizers.Adam(learning_rate)
   optimizer.build(model.trainable_variables)
   checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
-  manager = tf.train.CheckpointManager(
-      checkpoint, os.path.join(model_dir, "checkpoints"), max_to_keep=3)
-  if manager.latest_checkpoint:
+  directory = os.path.join(model_dir, "checkpoints")
+  manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep=3)
+  failures = []
+  for path in reversed(manager.checkpoints):
     try:
-      checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+      checkpoint.restore(path).assert_existing_objects_matched()
     except Exception as e:  # pylint: disable=broad-except  # any unreadable file
-      raise TrainingError(
-          f"Cannot restore checkpoint {manager.latest_checkpoint}: {e}. The file is "
-          "corrupt or belongs to a different model config. Delete it (and its entry "
-          f"in {manager.directory}/checkpoint) to fall back to an earlier one, or "
-          "train in a new --model_dir.") from e
-    logging.info("Restored %s at step %d", manager.latest_checkpoint,
-                 int(optimizer.iterations.numpy()))
+      failures.append((path, _first_line(e)))
+      continue
+    if failures:
+      manager = _set_aside(checkpoint, directory, [p for p, _ in failures])
+      for bad, reason in failures:
+        logging.warning("Skipped checkpoint %s (%s); moved it to %s/corrupt/.", bad,
+                        reason, directory)
+    logging.info("Restored %s at step %d", path, int(optimizer.iterations.numpy()))
+    return model, optimizer, manager
+  if failures:
+    bad, reason = failures[0]
+    raise TrainingError(
+        f"No checkpoint in {directory} can be restored; the newest, {bad}: {reason}. "
+        "They are corrupt or belong to another model than config.json describes: "
+        "check that config.json is the one this model was trained with, or train in "
+        "a new --model_dir.")
   return model, optimizer, manager
 
 
-class _CheckpointAndStopOnNaN(keras.callbacks.Callback):
-  """Saves a checkpoint after every loop whose loss is finite; stops on NaN/inf."""
+def _set_aside(checkpoint, directory, paths):
+  """Moves the files of checkpoints `paths` to `directory/corrupt/` and returns a
+  new manager of `checkpoint` over the checkpoints left."""
+  corrupt = os.path.join(directory, "corrupt")
+  tf.io.gfile.makedirs(corrupt)
+  for path in paths:
+    for name in tf.io.gfile.glob(path + ".*"):
+      tf.io.gfile.rename(name, os.path.join(corrupt, os.path.basename(name)),
+                         overwrite=True)
+  state = tf.train.get_checkpoint_state(directory)
+  kept = [p for p in state.all_model_checkpoint_paths if p not in paths]
+  tf.compat.v1.train.update_checkpoint_state(
+      directory, kept[-1], all_model_checkpoint_paths=kept)
+  return tf.train.CheckpointManager(checkpoint, directory, max_to_keep=3)
 
-  def __init__(self, manager, optimizer, strategy):
+
+def _first_line(error):
+  """The first line of an exception's message, for one-line logs and errors."""
+  text = getattr(error, "message", None) or str(error) or type(error).__name__
+  return text.strip().splitlines()[0]
+
+
+# Trained models: a model_dir (checkpoints) or a shipped folder (Keras weights). --
+
+def resolve_source(spec):
+  """The folder of a trained model: `pretrained:NAME` -> `pretrained.path(NAME)`,
+  anything else is a model_dir (or a shipped model's folder) as given."""
+  if spec.startswith(pretrained.PREFIX):
+    return pretrained.path(spec[len(pretrained.PREFIX):])
+  return spec
+
+
+def load_trained(source):
+  """The trained network of `source`, a model_dir or a shipped model's folder.
+
+  Returns:
+    `(model, model_config, train_config, step)`: the network (float32) with the
+    newest intact checkpoint's weights (a model_dir) or `model.weights.h5`'s (a
+    shipped folder, whose step is its card's).
+
+  Raises:
+    TrainingError: nothing trained there.
+  """
+  model_config, train_config = configs.load_config(source)
+  weights = os.path.join(source, pretrained.WEIGHTS_FILE)
+  if tf.io.gfile.exists(weights):
+    model = models.build(model_config)
+    model.load_weights(weights)
+    with tf.io.gfile.GFile(os.path.join(source, pretrained.CARD_FILE)) as f:
+      return model, model_config, train_config, int(json.load(f)["steps"])
+  model, optimizer, manager = build_and_restore(source, model_config)
+  if not manager.latest_checkpoint:
+    raise TrainingError(
+        f"No checkpoint in {manager.directory}: there is no trained model in "
+        f"{source!r}. Train first (--mode=train), or pass the --model_dir of a "
+        "trained model or --pretrained=NAME.")
+  return model, model_config, train_config, int(optimizer.iterations.numpy())
+
+
+def check_init_fits(source_config, model_config, source):
+  """Refuses to start `model_config` from the weights of `source_config`.
+
+  Everything that shapes the weights must agree: family, image shape, levels,
+  classes and sizes (dropout may differ: it has no weights).
+
+  Raises:
+    TrainingError: naming the first field that differs and both values.
+  """
+  for field in ("model", "image_shape", "num_levels", "num_classes", "num_layers",
+                "hidden_dims", "output_dims", "kernel_width"):
+    ours, theirs = getattr(model_config, field), getattr(source_config, field)
+    if ours != theirs:
+      raise TrainingError(
+          f"--init_from={source} holds a model with {field}={theirs!r}, but this "
+          f"run's model has {field}={ours!r} (from the dataset or the flags). "
+          "Fine-tuning needs the same family, image shape, levels, classes and "
+          "sizes: use data and flags that fit it.")
+
+
+def _init_from(model, model_config, spec, model_dir):
+  """Sets `model`'s weights from `spec` (`TrainConfig.init_from`) and, when
+  `model_dir` is given, starts its history with the source's."""
+  source = resolve_source(spec)
+  source_model, source_config, _, step = load_trained(source)
+  check_init_fits(source_config, model_config, spec)
+  model.set_weights(source_model.get_weights())
+  logging.info("Initialized from %s (trained %d steps); the optimizer starts anew.",
+               source, step)
+  if model_dir and not history.read(model_dir):
+    history.write(model_dir, history.read(source))
+
+
+class _CheckpointAndStopOnNaN(keras.callbacks.Callback):
+  """Saves a checkpoint after every loop whose loss is finite; stops on NaN/inf.
+
+  Each save also updates the run's record in `model_dir/history.json`.
+  """
+
+  def __init__(self, manager, optimizer, strategy, run=None):
     super().__init__()
     self.manager = manager
     self.optimizer = optimizer
     self.strategy = strategy
+    self.run = run  # a `history.Run` (the chief's), or None
     self.bad_step = None
 
   def on_train_batch_end(self, batch, logs=None):
@@ -230,8 +268,18 @@ class _CheckpointAndStopOnNaN(keras.callbacks.Callback):
 
   def on_epoch_end(self, epoch, logs=None):
     if self.bad_step is None:
-      distribute.save_checkpoint(self.manager, int(self.optimizer.iterations.numpy()),
-                                 self.strategy)
+      self.save()
+
+  def save(self):
+    """Checkpoints the current step (once) and records it in the run's history."""
+    step = int(self.optimizer.iterations.numpy())
+    if self.manager.latest_checkpoint != self._path(step):
+      distribute.save_checkpoint(self.manager, step, self.strategy)
+    if self.run is not None:
+      self.run.update(step)
+
+  def _path(self, step):
+    return os.path.join(self.manager.directory, f"ckpt-{step}")
 
 
 def train(model_dir, model_config, train_config, strategy=None, verbose=1,
@@ -246,26 +294,27 @@ def train(model_dir, model_config, train_config, strategy=None, verbose=1,
   Args:
     model_dir: where config, checkpoints and logs go.
     model_config: `models.ModelConfig`.
-    train_config: `TrainConfig`.
+    train_config: `configs.TrainConfig`.
     strategy: a `tf.distribute.Strategy` (default: the current one).
-    verbose: Keras progress bar (1) or none (0).
+    verbose: Keras progress: 1 a progress bar, 2 one line per loop, 0 none.
     callbacks: extra `keras.callbacks.Callback`s for `fit`.
 
   Returns:
     The trained `keras.Model`.
 
   Raises:
-    TrainingError: the loss became NaN/inf (the last good checkpoint is kept), or
-      `model_dir` holds a different model.
+    TrainingError: the loss became NaN/inf (the last good checkpoint is kept),
+      `model_dir` holds a different model, or `train_config.init_from` holds one
+      that does not fit this one.
+    Interrupted: Ctrl-C (KeyboardInterrupt); the current step was checkpointed.
   """
   strategy = strategy or tf.distribute.get_strategy()
   chief = distribute.is_chief(strategy)
   _check_same_model(model_dir, model_config)
   if chief:
-    save_config(model_dir, model_config, train_config)
+    configs.save_config(model_dir, model_config, train_config)
   keras.utils.set_random_seed(train_config.seed)
-  train_ds, info = data.load(train_config.dataset, "train", train_config.data_dir,
-                             train_config.image_size)
+  train_ds, info = load_split(train_config, "train")
   _check_dataset_fits(train_ds, info, model_config)
   labels = bool(model_config.num_classes)
   policy = (distribute.mixed_precision_policy() if train_config.mixed_precision
@@ -283,7 +332,13 @@ def train(model_dir, model_config, train_config, strategy=None, verbose=1,
   if step >= train_config.train_steps:
     logging.info("Already trained %d steps in %s; nothing to do.", step, model_dir)
     return model
-  guard = _CheckpointAndStopOnNaN(manager, optimizer, strategy)
+  if not manager.latest_checkpoint and train_config.init_from:
+    _init_from(model, model_config, train_config.init_from,
+               model_dir if chief else None)
+  run = history.Run(model_dir) if chief else None
+  if run:
+    run.start(step)
+  guard = _CheckpointAndStopOnNaN(manager, optimizer, strategy, run)
   callbacks = [guard, *callbacks]
   if train_config.lr_schedule != "constant" or train_config.warmup_steps:
     callbacks.insert(0, _ScheduleLearningRate(learning_rate_schedule(train_config)))
@@ -292,8 +347,7 @@ def train(model_dir, model_config, train_config, strategy=None, verbose=1,
   validation = {}
   if train_config.eval_every_loops:
     eval_split = data.default_eval_split(train_config.dataset)
-    val_ds, _ = data.load(train_config.dataset, eval_split, train_config.data_dir,
-                          train_config.image_size)
+    val_ds, _ = load_split(train_config, eval_split)
     validation = dict(
         validation_data=data.eval_pipeline(
             val_ds.take(train_config.eval_examples).cache(), 256, labels),
@@ -311,8 +365,16 @@ def train(model_dir, model_config, train_config, strategy=None, verbose=1,
         strategy, functools.partial(_train_shard, train_ds, train_config.seed + step,
                                     labels),
         train_config.batch_size)
-    fit(train_input, steps_per_epoch=loop_steps, initial_epoch=first_loop,
-        epochs=end_loop, callbacks=callbacks, verbose=verbose, **validation)
+    try:
+      fit(train_input, steps_per_epoch=loop_steps, initial_epoch=first_loop,
+          epochs=end_loop, callbacks=callbacks, verbose=verbose, **validation)
+    except KeyboardInterrupt:
+      if guard.bad_step is None:
+        guard.save()
+      raise Interrupted(
+          f"Interrupted at step {int(optimizer.iterations.numpy())}; saved "
+          f"{manager.latest_checkpoint}. Run the same command again to resume."
+      ) from None
     if guard.bad_step is not None:
       raise TrainingError(
           f"Loss became NaN or inf near step {guard.bad_step}. Training stopped; the "
@@ -434,32 +496,51 @@ def _write_sample_summary(model_dir, model, model_config, train_config, step):
   writer.close()
 
 
-def evaluate(model_dir, split=None, batch_size=256, data_dir=None):
-  """Exact NLL of the latest checkpoint over a whole split; writes eval_<split>.json.
+def evaluate(source, split=None, batch_size=256, data_dir=None, dataset=None,
+             output_dir=None):
+  """Exact NLL of a trained model over a whole split; writes eval_<split>.json.
+
+  Args:
+    source: a model_dir (its newest intact checkpoint) or a shipped model's folder.
+    split: the split to score (None: the dataset's held-out split).
+    batch_size: images per batch.
+    data_dir: TFDS data dir (None: the one the model trained with).
+    dataset: the dataset to score (None: the one the model trained on), e.g. the
+      `folder:` path of a copy of it on this machine.
+    output_dir: where eval_<split>.json goes (None: `source` if it is a
+      model_dir; nowhere for a shipped folder).
 
   Returns:
     `{"split", "num_examples", "nll_nats", "bits_per_dim", "step"}`: `nll_nats` is
     the mean of `-log p(image)` in nats per image over every image of the split,
     `bits_per_dim` the same divided by `H*W*C*ln 2`.
   """
-  model_config, train_config = load_config(model_dir)
+  model, model_config, train_config, step = load_trained(source)
+  train_config = dataclasses.replace(
+      train_config, dataset=dataset or train_config.dataset,
+      data_dir=data_dir or train_config.data_dir)
   split = split or data.default_eval_split(train_config.dataset)
-  ds, _ = data.load(train_config.dataset, split, data_dir or train_config.data_dir,
-                    train_config.image_size)
-  model, optimizer, manager = build_and_restore(model_dir, model_config)
-  if not manager.latest_checkpoint:
-    raise TrainingError(f"No checkpoint in {manager.directory}: train first.")
-
+  ds, info = load_split(train_config, split)
+  _check_dataset_fits(ds, info, model_config)
   batches = data.eval_pipeline(ds, batch_size, bool(model_config.num_classes))
   nats, count = mean_nll(model, batches, model_config.num_levels,
                          train_config.jit_compile)
   result = {"split": split, "num_examples": count, "nll_nats": nats,
             "bits_per_dim": float(distributions.bits_per_dim(
                 nats, model_config.image_shape)),
-            "step": int(optimizer.iterations.numpy())}
-  with tf.io.gfile.GFile(os.path.join(model_dir, f"eval_{split}.json"), "w") as f:
-    json.dump(result, f, indent=2)
+            "step": step}
+  if output_dir is None and not _is_shipped(source):
+    output_dir = source
+  if output_dir:
+    tf.io.gfile.makedirs(output_dir)
+    with tf.io.gfile.GFile(os.path.join(output_dir, f"eval_{split}.json"),
+                           "w") as f:
+      json.dump(result, f, indent=2)
   return result
+
+
+def _is_shipped(source):
+  return tf.io.gfile.exists(os.path.join(source, pretrained.WEIGHTS_FILE))
 
 
 def mean_nll(model, batches, num_levels, jit_compile=False):
@@ -489,17 +570,30 @@ def mean_nll(model, batches, num_levels, jit_compile=False):
   return total / count, count
 
 
-def write_samples(model_dir, num_samples=16, seed=0, known_rows=0, split=None):
+def write_samples(source, num_samples=16, seed=0, known_rows=0, split=None,
+                  output=None, dataset=None, data_dir=None):
   """Samples (or, with `known_rows` > 0, completes split images) to a PNG grid.
 
-  Writes `model_dir/samples.png` (or `completions.png`) and returns its path. A
-  class-conditional model samples image `n` of class `n % num_classes` (grid row
-  by row) and completes each split image given its own label.
+  Args:
+    source: a model_dir or a shipped model's folder.
+    num_samples: images to draw (or to complete).
+    seed: the sampler's seed: the same seed draws the same images.
+    known_rows: 0 to sample; else the rows of each split image kept.
+    split: the split whose first images are completed (None: held-out split).
+    output: the PNG file to write (None: `samples.png` or `completions.png` in
+      `source` if it is a model_dir, in the working directory for a shipped one).
+    dataset: the dataset to complete images of (None: the one trained on).
+    data_dir: TFDS data dir (None: the one the model trained with).
+
+  Returns:
+    The path of the PNG written. A class-conditional model samples image `n` of
+    class `n % num_classes` (grid row by row) and completes each split image given
+    its own label.
   """
-  model_config, train_config = load_config(model_dir)
-  model, _, manager = build_and_restore(model_dir, model_config)
-  if not manager.latest_checkpoint:
-    raise TrainingError(f"No checkpoint in {manager.directory}: train first.")
+  model, model_config, train_config, _ = load_trained(source)
+  train_config = dataclasses.replace(
+      train_config, dataset=dataset or train_config.dataset,
+      data_dir=data_dir or train_config.data_dir)
   seed = tf.constant([seed, 0], tf.int32)
   run = lambda fn: _sampler_function(fn, model, train_config)
   if known_rows:
@@ -509,8 +603,8 @@ def write_samples(model_dir, num_samples=16, seed=0, known_rows=0, split=None):
           "(x[::2, ::2]) is drawn first, and those draws do not read the known "
           "pixels off that grid.")
     split = split or data.default_eval_split(train_config.dataset)
-    ds, _ = data.load(train_config.dataset, split, train_config.data_dir,
-                      train_config.image_size)
+    ds, info = load_split(train_config, split)
+    _check_dataset_fits(ds, info, model_config)
     originals = next(iter(ds.batch(num_samples)))
     labels = originals["label"] if model_config.num_classes else None
     width, channels = model_config.image_shape[1:]
@@ -526,9 +620,10 @@ def write_samples(model_dir, num_samples=16, seed=0, known_rows=0, split=None):
         seed, sample_labels(model_config, num_samples)))()
     name = "samples.png"
   grid = sampling.image_grid(to_display(images, model_config.num_levels))
-  path = os.path.join(model_dir, name)
-  tf.io.write_file(path, tf.io.encode_png(grid))
-  return path
+  if output is None:
+    output = name if _is_shipped(source) else os.path.join(source, name)
+  tf.io.write_file(output, tf.io.encode_png(grid))
+  return output
 
 
 def sample_labels(model_config, num_samples):
@@ -552,8 +647,8 @@ def to_display(images, num_levels):
 
 
 def _check_same_model(model_dir, model_config):
-  if tf.io.gfile.exists(os.path.join(model_dir, CONFIG_FILE)):
-    saved, _ = load_config(model_dir)
+  if tf.io.gfile.exists(os.path.join(model_dir, configs.CONFIG_FILE)):
+    saved, _ = configs.load_config(model_dir)
     if saved != model_config:
       raise TrainingError(
           f"model_dir {model_dir!r} holds a different model ({saved}); this run asks "

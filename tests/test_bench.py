@@ -22,9 +22,10 @@ def run(args, tmp_path):
 
 
 def quick_report(script, flags, tmp_path):
-  """Runs `script --quick` with `flags`; returns (its stdout, its JSON report)."""
+  """Runs `python -m bench.<script> --quick` with `flags`; returns (its stdout, its
+  JSON report)."""
   out = tmp_path / "result.json"
-  stdout = run([script, "--quick", f"--out={out}"] + flags, tmp_path)
+  stdout = run(["-m", f"bench.{script}", "--quick", f"--out={out}"] + flags, tmp_path)
   return stdout, json.loads(out.read_text())
 
 
@@ -40,12 +41,11 @@ def pixelcnn_params_by_block_width(**size):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("script", ["bench/step_time.py", "bench/score_throughput.py",
-                                    "bench/race_tfp.py", "bench/sampling.py",
-                                    "bench/memory.py", "bench/op_profile.py",
-                                    "bench/masked_conv.py"])
+@pytest.mark.parametrize("script", ["step_time", "score_throughput", "race_tfp",
+                                    "sampling_speed", "memory", "op_profile",
+                                    "masked_conv_speed"])
 def test_bench_script_quick_mode_writes_table_and_json(script, tmp_path):
-  race = script == "bench/race_tfp.py"
+  race = script == "race_tfp"
   extra = [f"--save_dir={tmp_path}/saved", "--lr_schedule=cosine",
            "--learning_rate=0.01", "--warmup_s=0.5"] if race else []
   stdout, report = quick_report(script, extra, tmp_path)
@@ -68,7 +68,7 @@ def test_bench_script_quick_mode_writes_table_and_json(script, tmp_path):
 
 @pytest.mark.slow
 def test_step_time_times_only_the_models_and_variants_asked_for(tmp_path):
-  _, report = quick_report("bench/step_time.py",
+  _, report = quick_report("step_time",
                            ["--models=row_lstm,pixelcnn", "--plain_only"], tmp_path)
   results = report["results"]
   assert [(r["model"], r["jit_compile"], r["policy"]) for r in results] == [
@@ -79,7 +79,7 @@ def test_step_time_times_only_the_models_and_variants_asked_for(tmp_path):
 def test_step_time_times_the_size_and_block_width_asked_for(tmp_path):
   params = pixelcnn_params_by_block_width(num_layers=2, hidden_dims=8, output_dims=16,
                                           image_shape=(28, 28, 1), num_levels=2)
-  _, report = quick_report("bench/step_time.py",
+  _, report = quick_report("step_time",
                            ["--models=pixelcnn", "--num_layers=2", "--hidden_dims=8",
                             "--output_dims=16", "--kernel_width=5", "--no_xla"],
                            tmp_path)
@@ -91,7 +91,7 @@ def test_step_time_times_the_size_and_block_width_asked_for(tmp_path):
 
 @pytest.mark.slow
 def test_sampling_bench_times_the_pixelcnn_size_and_block_width_asked_for(tmp_path):
-  _, report = quick_report("bench/sampling.py",
+  _, report = quick_report("sampling_speed",
                            ["--families=pixelcnn", "--kernel_width=5",
                             "--pixelcnn_num_layers=2"], tmp_path)
   results = report["results"]
@@ -105,7 +105,7 @@ def test_sampling_bench_times_the_pixelcnn_size_and_block_width_asked_for(tmp_pa
 
 @pytest.mark.slow
 def test_race_trains_pixelcnn_with_the_block_width_asked_for(tmp_path):
-  _, report = quick_report("bench/race_tfp.py",
+  _, report = quick_report("race_tfp",
                            ["--contestants=ours", "--kernel_width=5"], tmp_path)
   [result] = report["results"]
   assert result["description"] == "pixelcnn 1 x h=8, 3x5 blocks"
@@ -116,8 +116,8 @@ def test_race_trains_pixelcnn_with_the_block_width_asked_for(tmp_path):
 
 @pytest.mark.slow
 def test_race_trains_ours_in_bfloat16_and_rescores_it_in_float32(tmp_path):
-  _, report = quick_report("bench/race_tfp.py", ["--contestants=ours",
-                                                  "--mixed_precision"], tmp_path)
+  _, report = quick_report("race_tfp", ["--contestants=ours", "--mixed_precision"],
+                           tmp_path)
   [result] = report["results"]
   assert report["dtype_policy"] == "mixed_bfloat16"
   assert result["description"] == "pixelcnn 1 x h=8, mixed_bfloat16"
@@ -141,25 +141,27 @@ def test_race_learning_rate_warms_up_then_follows_a_cosine_over_wall_time():
   assert rate("constant", 100.0) == 2.0
 
 
-def test_machine_info_names_the_cpus_instruction_sets(tmp_path, monkeypatch):
-  monkeypatch.syspath_prepend(os.path.join(REPO, "bench"))
-  import machine  # pylint: disable=g-import-not-at-top
+def test_machine_info_names_the_cpus_instruction_sets(tmp_path):
+  from bench import machine  # pylint: disable=g-import-not-at-top
+  from pixelrnn_tf import history  # pylint: disable=g-import-not-at-top
+  assert machine.machine_info()["cpu_features"] == history.cpu_features()
   cpuinfo = tmp_path / "cpuinfo"
   cpuinfo.write_text("model name\t: Some CPU\nflags\t\t: fpu sse2 avx2 amx_bf16 avx512f\n")
-  assert machine.cpu_features(cpuinfo=str(cpuinfo)) == ["avx2", "avx512f", "amx_bf16"]
-  assert machine.cpu_features(cpuinfo=str(tmp_path / "missing")) == []
+  assert history.cpu_features(cpuinfo=str(cpuinfo)) == ["avx2", "avx512f", "amx_bf16"]
+  assert history.cpu_features(cpuinfo=str(tmp_path / "missing")) == []
 
 
 def test_curves_reads_a_training_run(image_folder, tmp_path):
+  from pixelrnn_tf import configs  # pylint: disable=g-import-not-at-top
   from pixelrnn_tf import training  # pylint: disable=g-import-not-at-top
-  train_config = training.TrainConfig(
+  train_config = configs.TrainConfig(
       dataset=f"folder:{image_folder}", image_size=8, batch_size=8, train_steps=5,
       steps_per_loop=2, eval_examples=8, summary_samples=0, jit_compile=False)
   model_config = training.model_config_for_dataset(
       train_config, num_layers=1, hidden_dims=4, output_dims=8)
   model_dir = tmp_path / "run"
   training.train(str(model_dir), model_config, train_config, verbose=0)
-  stdout = run(["bench/curves.py", str(model_dir), f"--plot={tmp_path}/c.png"],
+  stdout = run(["-m", "bench.curves", str(model_dir), f"--plot={tmp_path}/c.png"],
                tmp_path)
   cells = [line.split("|")[1].strip() for line in stdout.splitlines()
            if line.startswith("| ")]
@@ -177,7 +179,8 @@ def test_curves_reads_a_race_json(tmp_path):
                                                 ("tfd.PixelCNN", 88782, 86.7))]}
   path = tmp_path / "race.json"
   path.write_text(json.dumps(race))
-  stdout = run(["bench/curves.py", str(path), f"--plot={tmp_path}/r.png"], tmp_path)
+  stdout = run(["-m", "bench.curves", str(path), f"--plot={tmp_path}/r.png"],
+               tmp_path)
   assert "| 100 | 0.50 | 90.50 |" in stdout and "| 100 | 0.50 | 86.70 |" in stdout
   # Only this package's contestant ran in the race's mixed policy.
   assert "pixelcnn, 88,065 params, Adam 0.003, mixed_bfloat16\n" in stdout

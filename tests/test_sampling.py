@@ -96,6 +96,27 @@ def test_cached_sampler_draws_what_the_naive_sampler_draws_for_wide_pixelcnn_blo
   assert_samplers_draw_the_same_from_scratch(model, image_shape, num_levels, seed=9)
 
 
+@pytest.mark.parametrize("image_shape,num_levels,start", [
+    ((5, 13, 1), 2, 0), ((3, 12, 3), 256, 0),
+    ((4, 12, 3), 256, (1 * 12 + 6) * 3 + 1)])  # row 1, column 6, channel G
+def test_cached_sampler_draws_what_the_naive_sampler_draws_for_the_default_3x11_blocks(
+    image_shape, num_levels, start):
+  """The default PixelCNN's 3 x 11 block convs (`kernel_width=11`; here 3 blocks of
+  h=4): the cached sampler reads 2 x 11 windows, 5 columns either side of the
+  pixel, and the images are wider than 11 columns, so every tap of the window lands
+  on image pixels somewhere. Grayscale and RGB, from scratch and from mid-row."""
+  model = randomized_model(image_shape, num_levels, num_layers=3, kernel_width=11)
+  images = np.random.default_rng(6).integers(0, num_levels, (3,) + image_shape,
+                                             dtype=np.uint8)
+  seed = tf.constant([10, 0])
+  naive = sampling.complete_naive(model, images, start, num_levels, seed).numpy()
+  cached = sampling.complete_cached(model, images, start, num_levels, seed).numpy()
+  np.testing.assert_array_equal(cached, naive)
+  np.testing.assert_array_equal(cached.reshape(3, -1)[:, :start],
+                                images.reshape(3, -1)[:, :start])
+  assert len(np.unique(naive.reshape(3, -1)[:, start:])) > 1
+
+
 @pytest.mark.parametrize("family", sorted(sampling.CACHED_FAMILIES))
 def test_cached_sampler_matches_the_naive_one_for_a_model_with_dropout(family):
   """Dropout is off when sampling: both samplers draw from the inference model."""
@@ -197,14 +218,33 @@ def test_xla_updates_the_caches_in_place_at_every_draw(family):
 
 
 @pytest.mark.parametrize("family", sorted(sampling.CACHED_FAMILIES))
-def test_cached_sampler_runs_in_float32_for_a_mixed_precision_model(family):
+@pytest.mark.parametrize("image_shape,num_levels,start,num_images", [
+    ((6, 4, 1), 2, 0, 4),
+    ((4, 4, 3), 256, 0, 4),
+    ((4, 4, 3), 256, (1 * 4 + 2) * 3 + 1, 8)])  # from row 1, column 2, G
+def test_cached_sampler_of_a_mixed_precision_model_draws_what_a_float32_twin_draws(
+    family, image_shape, num_levels, start, num_images):
+  """`complete_cached` "runs in float32 whatever the dtype policy": for a model
+  built under mixed_bfloat16 it draws exactly what the naive sampler draws for a
+  float32 twin with the same weights. With 256 levels the comparison can tell a
+  sampler that computes in bfloat16: the mixed model's own naive sampler (a
+  bfloat16 forward pass per sub-pixel) draws 3 to 23 other sub-pixels."""
   with distribute.dtype_policy("mixed_bfloat16"):
-    model = randomized_model((6, 4, 1), 2, family)
-  draw = lambda: sampling.complete_cached(model, tf.zeros((3, 6, 4, 1), tf.uint8), 0,
-                                          2, tf.constant([6, 0])).numpy()
-  first = draw()
-  np.testing.assert_array_equal(first, draw())
-  assert set(np.unique(first)) == {0, 1}
+    mixed = randomized_model(image_shape, num_levels, family)
+  assert "bfloat16" in {layer.compute_dtype for layer in mixed.layers if layer.weights}
+  twin = randomized_model(image_shape, num_levels, family)  # float32 policy
+  twin.set_weights(mixed.get_weights())
+  images = np.random.default_rng(3).integers(0, num_levels,
+                                             (num_images,) + image_shape, np.uint8)
+  seed = tf.constant([6, 0])
+  naive = sampling.complete_naive(twin, images, start, num_levels, seed).numpy()
+  if num_levels > 2:
+    bfloat16_naive = sampling.complete_naive(mixed, images, start, num_levels,
+                                             seed).numpy()
+    assert (bfloat16_naive != naive).any()
+  cached = sampling.complete_cached(mixed, images, start, num_levels, seed).numpy()
+  np.testing.assert_array_equal(cached, naive)
+  assert len(np.unique(naive.reshape(num_images, -1)[:, start:])) > 1
 
 
 def test_complete_picks_the_cached_sampler_for_every_family(monkeypatch):

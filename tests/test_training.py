@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from pixelrnn_tf import configs
 from pixelrnn_tf import data
 from pixelrnn_tf import distributions
+from pixelrnn_tf import history
 from pixelrnn_tf import models
 from pixelrnn_tf import sampling
 from pixelrnn_tf import training
@@ -28,7 +30,7 @@ def tiny_train_config(folder, **overrides):
               steps_per_loop=3, eval_every_loops=0, eval_examples=16,
               summary_samples=0, jit_compile=False, seed=0)
   args.update(overrides)
-  return training.TrainConfig(**args)
+  return configs.TrainConfig(**args)
 
 
 def tiny_model_config(train_config):
@@ -68,7 +70,7 @@ def test_train_writes_config_checkpoints_logs_and_eval_json(image_folder, tmp_pa
   model_config = tiny_model_config(train_config)
   model_dir = str(tmp_path / "run")
   training.train(model_dir, model_config, train_config, verbose=0)
-  assert training.load_config(model_dir) == (model_config, train_config)
+  assert configs.load_config(model_dir) == (model_config, train_config)
   assert tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints")).endswith(
       "ckpt-6")
   assert os.listdir(os.path.join(model_dir, "logs", "samples"))
@@ -181,9 +183,9 @@ def test_resume_between_loop_ends_realigns_checkpoints(image_folder, tmp_path):
 
 
 def test_learning_rate_warms_up_then_holds_or_decays_to_zero():
-  cosine = training.learning_rate_schedule(training.TrainConfig(
+  cosine = training.learning_rate_schedule(configs.TrainConfig(
       train_steps=110, learning_rate=3e-3, lr_schedule="cosine", warmup_steps=10))
-  constant = training.learning_rate_schedule(training.TrainConfig(
+  constant = training.learning_rate_schedule(configs.TrainConfig(
       train_steps=110, learning_rate=3e-3, warmup_steps=10))
   steps = [0, 5, 10, 60, 110]
   np.testing.assert_allclose([float(cosine(s)) for s in steps],
@@ -191,7 +193,7 @@ def test_learning_rate_warms_up_then_holds_or_decays_to_zero():
   np.testing.assert_allclose([float(constant(s)) for s in steps],
                              [0, 1.5e-3, 3e-3, 3e-3, 3e-3], atol=1e-9)
   with pytest.raises(ValueError, match="Expected >= 0 and < train_steps"):
-    training.TrainConfig(train_steps=10, warmup_steps=10)
+    configs.TrainConfig(train_steps=10, warmup_steps=10)
 
 
 class _RecordLearningRate(keras.callbacks.Callback):
@@ -255,17 +257,110 @@ def test_different_model_in_same_model_dir_is_refused(image_folder, tmp_path):
     training.train(model_dir, bigger, train_config, verbose=0)
 
 
-def test_corrupt_checkpoint_gives_clear_error(image_folder, tmp_path):
+def corrupt(ckpt_dir, step):
+  """Overwrites the data file of checkpoint `step` with garbage."""
+  for name in os.listdir(ckpt_dir):
+    if name.startswith(f"ckpt-{step}.data"):
+      with open(os.path.join(ckpt_dir, name), "wb") as f:
+        f.write(b"garbage")
+
+
+def test_a_corrupt_latest_checkpoint_falls_back_to_the_newest_intact_one(
+    image_folder, tmp_path, monkeypatch):
+  model_dir = str(tmp_path / "run")
+  train_config = tiny_train_config(image_folder, train_steps=6)
+  model_config = tiny_model_config(train_config)
+  training.train(model_dir, model_config, train_config, verbose=0)
+  ckpt_dir = os.path.join(model_dir, "checkpoints")
+  corrupt(ckpt_dir, 6)
+  warnings = []
+  monkeypatch.setattr(training.logging, "warning",
+                      lambda msg, *args: warnings.append(msg % args))
+  _, optimizer, manager = training.build_and_restore(model_dir, model_config)
+  assert int(optimizer.iterations.numpy()) == 3
+  assert manager.latest_checkpoint.endswith("ckpt-3")
+  assert len(warnings) == 1 and "Skipped checkpoint" in warnings[0], warnings
+  assert "ckpt-6" in warnings[0] and "corrupt/" in warnings[0]
+  # The corrupt files are kept aside, never deleted, and training goes on.
+  kept = sorted(os.listdir(os.path.join(ckpt_dir, "corrupt")))
+  assert kept and all(name.startswith("ckpt-6.") for name in kept), kept
+  training.train(model_dir, model_config, train_config, verbose=0)
+  assert tf.train.latest_checkpoint(ckpt_dir).endswith("ckpt-6")
+  assert training.evaluate(model_dir, "validation")["step"] == 6
+
+
+def test_no_intact_checkpoint_gives_a_clear_error_that_deletes_nothing(
+    image_folder, tmp_path):
   model_dir = str(tmp_path / "run")
   train_config = tiny_train_config(image_folder, train_steps=3)
   training.train(model_dir, tiny_model_config(train_config), train_config, verbose=0)
   ckpt_dir = os.path.join(model_dir, "checkpoints")
-  for name in os.listdir(ckpt_dir):
-    if name.startswith("ckpt-3.data"):
-      with open(os.path.join(ckpt_dir, name), "wb") as f:
-        f.write(b"garbage")
-  with pytest.raises(training.TrainingError, match="Cannot restore checkpoint.*ckpt-3"):
+  corrupt(ckpt_dir, 3)
+  before = sorted(os.listdir(ckpt_dir))
+  with pytest.raises(training.TrainingError,
+                     match="No checkpoint in .* can be restored.*ckpt-3") as error:
     training.evaluate(model_dir, "validation")
+  assert "delete" not in str(error.value).lower()
+  assert sorted(os.listdir(ckpt_dir)) == before
+
+
+def test_history_records_every_run_with_its_steps_and_time(image_folder, tmp_path):
+  model_dir = str(tmp_path / "run")
+  train_config = tiny_train_config(image_folder, train_steps=3)
+  model_config = tiny_model_config(train_config)
+  training.train(model_dir, model_config, train_config, verbose=0)
+  more = tiny_train_config(image_folder, train_steps=6)
+  training.train(model_dir, model_config, more, verbose=0)
+  records = history.read(model_dir)
+  assert [(r["first_step"], r["last_step"]) for r in records] == [(0, 3), (3, 6)]
+  assert all(r["wall_seconds"] > 0 and r["end"] >= r["start"] for r in records)
+  assert records[0]["machine"]["cpu_count"] == os.cpu_count()
+  assert history.total_hours(records) == pytest.approx(
+      sum(r["wall_seconds"] for r in records) / 3600)
+
+
+def write_config(model_dir, edit):
+  """Saves a valid config in `model_dir`, then rewrites its JSON with `edit`."""
+  configs.save_config(model_dir, models.ModelConfig(**TINY), configs.TrainConfig())
+  path = os.path.join(model_dir, configs.CONFIG_FILE)
+  with open(path) as f:
+    saved = json.load(f)
+  edit(saved)
+  with open(path, "w") as f:
+    json.dump(saved, f)
+  return path
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda c: c["model"].pop("num_layers"), "missing field(s) model.num_layers"),
+    (lambda c: c["train"].pop("batch_size"), "missing field(s) train.batch_size"),
+    (lambda c: c["model"].update(colour=1), "unknown field(s) model.colour"),
+    (lambda c: c["model"].update(num_layers="12"),
+     "invalid model.num_layers. Expected an integer or null. Received: '12'"),
+    (lambda c: c["train"].update(learning_rate=None),
+     "invalid train.learning_rate. Expected a number"),
+    (lambda c: c["model"].update(kernel_width=4), "Invalid `kernel_width`"),
+    (lambda c: c.update(model=[]), "`model` is not an object of fields"),
+])
+def test_config_json_problems_name_the_file_and_the_field(tmp_path, edit, message):
+  path = write_config(str(tmp_path), edit)
+  with pytest.raises(configs.ConfigError) as error:
+    configs.load_config(str(tmp_path))
+  assert str(error.value).startswith(path + ": "), error.value
+  assert message in str(error.value)
+
+
+def test_fields_added_later_take_what_older_config_json_files_meant(tmp_path):
+  def drop_added(saved):
+    for section, added in configs.ADDED_FIELDS.items():
+      for name in added:
+        saved[section].pop(name)
+  write_config(str(tmp_path), drop_added)
+  model_config, train_config = configs.load_config(str(tmp_path))
+  assert model_config.kernel_width == 3  # before the field, blocks were 3x3
+  assert (model_config.num_classes, model_config.dropout) == (0, 0.0)
+  assert (train_config.lr_schedule, train_config.warmup_steps) == ("constant", 0)
+  assert train_config.bad_files == "refuse" and train_config.init_from is None
 
 
 @pytest.mark.parametrize("setting, expected", [(None, "True"), ("0", "False")])
@@ -316,7 +411,7 @@ def test_kill_9_mid_run_then_same_command_resumes(image_folder, tmp_path):
   assert "Epoch 1/" not in rerun.stdout  # did not start over
   assert f"Epoch {killed_at // 20 + 1}/20" in rerun.stdout
   assert tf.train.latest_checkpoint(ckpt_dir).endswith("ckpt-400")
-  assert training.load_config(model_dir)[0].dropout == 0.2
+  assert configs.load_config(model_dir)[0].dropout == 0.2
   assert not os.path.exists(os.path.join(model_dir, "logs", "samples"))
 
 
@@ -325,12 +420,12 @@ def test_kill_9_mid_run_then_same_command_resumes(image_folder, tmp_path):
     (["--train_steps=5", "--epochs=1"], "--train_steps or --epochs, not both"),
     (["--dataset=imagenet_full"], "Unknown dataset 'imagenet_full'"),
     (["--dataset=folder:/no/such/dir", "--image_size=8"], "does not exist"),
-    (["--summary_samples=-1"], "Invalid `summary_samples`. Expected >= 0"),
-    (["--warmup_steps=-1"], "Invalid `warmup_steps`. Expected >= 0"),
+    (["--summary_samples=-1"], "--summary_samples=-1: -1 is not an integer"),
+    (["--warmup_steps=-1"], "--warmup_steps=-1: -1 is not a non-negative integer"),
     (["--lr_schedule=linear"], "--lr_schedule"),
     # Model flags are checked before the data is read: no data here.
-    (["--data_dir=/no/such/dir", "--dropout=1.5"], "Invalid `dropout`"),
-    (["--data_dir=/no/such/dir", "--num_layers=0"], "Invalid `num_layers`"),
+    (["--data_dir=/no/such/dir", "--dropout=1.5"], "--dropout=1.5"),
+    (["--data_dir=/no/such/dir", "--num_layers=0"], "--num_layers=0"),
     (["--data_dir=/no/such/dir", "--model=pixel_gan"], "Invalid `model`"),
     (["--data_dir=/no/such/dir", "--kernel_width=4"], "Invalid `kernel_width`"),
 ])

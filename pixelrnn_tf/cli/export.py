@@ -1,8 +1,9 @@
-"""Exports a trained model_dir as a versioned SavedModel for TF Serving and scoring.
+"""Exports a trained model as a versioned SavedModel for TF Serving and scoring.
 
   python export.py --model_dir=/tmp/pcnn --export_dir=/exports/pcnn
   python export.py --model_dir=/tmp/pcnn --export_dir=/exports/pcnn --version=7
   python export.py --model_dir=/tmp/pcnn --export_dir=/exports/pcnn --xla_samplers
+  python export.py --pretrained=pixelcnn_binarized_mnist --export_dir=/exports/pcnn
 
 Writes EXPORT_DIR/<version>/ (default version: the next free integer) and prints its
 path. Signatures and their tensors are described in docs/SERVING.md.
@@ -12,10 +13,12 @@ import sys
 
 from absl import app
 from absl import flags
-from absl import logging
 
 flags.DEFINE_string("model_dir", None,
-                    "Training directory (config.json, checkpoints/).", required=True)
+                    "Training directory (config.json, checkpoints/); or --pretrained.")
+flags.DEFINE_string("pretrained", None,
+                    "A shipped model by name (pixelrnn_tf.pretrained.names()) "
+                    "instead of --model_dir.")
 flags.DEFINE_string("export_dir", None,
                     "Directory of integer-named versions (TF Serving's model base "
                     "path).", required=True)
@@ -32,13 +35,24 @@ FLAGS = flags.FLAGS
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  from pixelrnn_tf import export, training  # pylint: disable=g-import-not-at-top
+  if bool(FLAGS.model_dir) == bool(FLAGS.pretrained):
+    print("error: Pass one of --model_dir (a training directory) or "
+          "--pretrained=NAME (a shipped model).", file=sys.stderr)
+    sys.exit(1)
+  # pylint: disable-next=g-import-not-at-top
+  from pixelrnn_tf import configs, export, pretrained, training
   try:
-    path = export.export(FLAGS.model_dir, FLAGS.export_dir, FLAGS.version,
+    source = (pretrained.path(FLAGS.pretrained) if FLAGS.pretrained
+              else FLAGS.model_dir)
+    path = export.export(source, FLAGS.export_dir, FLAGS.version,
                          FLAGS.xla_samplers)
-  except (export.ExportError, training.TrainingError) as e:
-    logging.error("%s", e)
-    raise SystemExit(f"error: {e}") from None
+  except (configs.ConfigError, export.ExportError, pretrained.PretrainedError,
+          training.TrainingError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(1)
+  except KeyboardInterrupt:
+    print("Interrupted; no version was written.", file=sys.stderr)
+    sys.exit(130)
   print(path)
 
 

@@ -7,23 +7,21 @@ same outputs (tests/test_masks.py); each timed call is a gradient of the summed
 squared output with respect to the input and the kernel, the two alternating so that
 load on the machine hits both alike. Prints a Markdown table, writes JSON.
 
-  python bench/masked_conv.py           # batch 64, 3 warm-up + 50 timed calls each
-  python bench/masked_conv.py --quick   # smoke run: batch 2, 2 timed calls
+  python -m bench.masked_conv_speed          # batch 64, 3 warm-up + 50 timed calls each
+  python -m bench.masked_conv_speed --quick  # smoke run: batch 2, 2 timed calls
 """
 
 import argparse
 import os
-import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import pixelrnn_tf  # pylint: disable=g-import-not-at-top,unused-import  # oneDNN on, before TF loads
 
 import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-from machine import markdown_table, write_report  # pylint: disable=g-import-not-at-top
+from bench import machine  # pylint: disable=g-import-not-at-top
 from pixelrnn_tf import masks  # pylint: disable=g-import-not-at-top
 from pixelrnn_tf.layers import MaskedConv2D  # pylint: disable=g-import-not-at-top
 
@@ -107,13 +105,13 @@ def main(argv=None):
   report = {"benchmark": "masked_conv", "quick": args.quick,
             "batch_size": batch_size, "timed_calls": calls, "warmup_calls": warmup,
             "wall_s": time.perf_counter() - start, "results": results}
-  table = markdown_table(
+  table = machine.markdown_table(
       ["layer", "kernel", "mask", "maps in -> out", "full kernel (ms)",
        "kept taps (ms)", "speed-up"],
       [[r["layer"], "x".join(map(str, r["kernel"])), r["mask"],
         f"{r['in_maps']} -> {r['out_maps']}", f"{r['full_ms']:.1f}",
         f"{r['kept_ms']:.1f}", f"{r['speedup']:.2f}x"] for r in results])
-  write_report(args.out, report, table)
+  machine.write_report(args.out, report, table)
 
 
 if __name__ == "__main__":

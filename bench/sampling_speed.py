@@ -23,29 +23,27 @@ the naive sampler as the package runs it (without XLA,
 (`--num_samples` images, two calls). The cached and naive samplers draw the same
 images for the same seed (tests/test_sampling.py), so the ratio is pure speed.
 
-  python bench/sampling.py            # full run
-  python bench/sampling.py --quick    # smoke run: tiny models, 2 images of 8x8
-  python bench/sampling.py --families=multiscale,tfp   # a subset
-  python bench/sampling.py --families=pixelcnn --pixelcnn_hidden_dims=32 \
-      --kernel_width=7                # PixelCNN 12 x h=32 with 3x7 blocks
-  python bench/sampling.py --families=pixelcnn --pixelcnn_num_layers=16 \
+  python -m bench.sampling_speed            # full run
+  python -m bench.sampling_speed --quick    # smoke run: tiny models, 2 images of 8x8
+  python -m bench.sampling_speed --families=multiscale,tfp   # a subset
+  python -m bench.sampling_speed --families=pixelcnn --pixelcnn_hidden_dims=32 \
+      --kernel_width=7                      # PixelCNN 12 x h=32 with 3x7 blocks
+  python -m bench.sampling_speed --families=pixelcnn --pixelcnn_num_layers=16 \
       --pixelcnn_hidden_dims=32 --kernel_width=11   # the default PixelCNN
 """
 
 import argparse
 import os
-import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import pixelrnn_tf  # pylint: disable=g-import-not-at-top,unused-import  # oneDNN on, before TF loads
 
 import keras  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-from machine import markdown_table, write_report  # pylint: disable=g-import-not-at-top
-import contestants  # pylint: disable=g-import-not-at-top
+from bench import contestants  # pylint: disable=g-import-not-at-top
+from bench import machine  # pylint: disable=g-import-not-at-top
 from pixelrnn_tf import models  # pylint: disable=g-import-not-at-top
 from pixelrnn_tf import sampling  # pylint: disable=g-import-not-at-top
 
@@ -96,7 +94,7 @@ def tfp_pixelcnn(num_filters, num_samples, image_shape):
 
 
 def markdown(results):
-  return markdown_table(
+  return machine.markdown_table(
       ["sampler", "params", "images", "first call (s)", "steady (s)", "images/s"],
       [[r["sampler"], f"{r['params']:,}", r["num_images"], f"{r['first_s']:.1f}",
         f"{r['steady_s']:.1f}", f"{r['images_per_s']:.3f}"] for r in results])
@@ -160,7 +158,7 @@ def main(argv=None):
   report = {"benchmark": "sampling", "quick": args.quick,
             "image_shape": image_shape, "wall_s": wall_s,
             "results": results}
-  write_report(args.out, report, markdown(results))
+  machine.write_report(args.out, report, markdown(results))
 
 
 if __name__ == "__main__":
