@@ -18,13 +18,15 @@ import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-import pixelrnn_tf  # pylint: disable=g-import-not-at-top,unused-import  # oneDNN on, before TF loads
+from pixelrnn_tf import cli  # pylint: disable=g-import-not-at-top
+
+cli.use_onednn()  # before TensorFlow loads
 
 from bench import machine  # pylint: disable=g-import-not-at-top
+from bench import sizes  # pylint: disable=g-import-not-at-top
 
 # name -> (num_layers, hidden_dims) as in step_time.py; tfd.PixelCNN: num_filters.
-FULL = {"pixelcnn": (10, 24), "gated_pixelcnn": (3, 16), "row_lstm": (7, 16),
-        "diagonal_bilstm": (7, 16), "multiscale": (3, 16), "tfd.PixelCNN": (None, 32)}
+FULL = {**sizes.family_sizes(), "tfd.PixelCNN": (None, 32)}
 # --quick: one model of this package and TFP, tiny (both code paths, two subprocesses).
 QUICK = {"pixelcnn": (1, 8), "tfd.PixelCNN": (None, 4)}
 

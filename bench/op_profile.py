@@ -19,7 +19,9 @@ import os
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-import pixelrnn_tf  # pylint: disable=g-import-not-at-top,unused-import  # oneDNN on, before TF loads
+from pixelrnn_tf import cli  # pylint: disable=g-import-not-at-top
+
+cli.use_onednn()  # before TensorFlow loads
 
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
@@ -63,7 +65,7 @@ def profile(model_name, num_layers, hidden_dims, batch_size, top):
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--model", default="pixelcnn", choices=sorted(models.MODELS))
+  parser.add_argument("--model", default="pixelcnn", choices=models.names())
   parser.add_argument("--layers", type=int, default=12)
   parser.add_argument("--hidden", type=int, default=16)
   parser.add_argument("--batch_size", type=int, default=64)

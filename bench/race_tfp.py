@@ -39,7 +39,9 @@ import os
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-import pixelrnn_tf  # pylint: disable=g-import-not-at-top,unused-import  # oneDNN on, before TF loads
+from pixelrnn_tf import cli  # pylint: disable=g-import-not-at-top
+
+cli.use_onednn()  # before TensorFlow loads
 
 import keras  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
@@ -147,7 +149,7 @@ def main(argv=None):
                       help="Training seconds between curve points.")
   parser.add_argument("--curve_examples", type=int, default=2000)
   parser.add_argument("--eval_examples", type=int, default=10_000)
-  parser.add_argument("--model", default="pixelcnn", choices=sorted(models.MODELS),
+  parser.add_argument("--model", default="pixelcnn", choices=models.names(),
                       help="This package's contestant.")
   parser.add_argument("--layers", type=int, default=12,
                       help="Its residual blocks / layers.")

@@ -37,7 +37,9 @@ import os
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-import pixelrnn_tf  # pylint: disable=g-import-not-at-top,unused-import  # oneDNN on, before TF loads
+from pixelrnn_tf import cli  # pylint: disable=g-import-not-at-top
+
+cli.use_onednn()  # before TensorFlow loads
 
 import keras  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -63,8 +65,7 @@ def time_calls(fn, num_images, calls=2):
 
 
 SAMPLERS = {"naive": sampling.complete_naive, "cached": sampling.complete_cached}
-FAMILIES = ("pixelcnn", "gated_pixelcnn", "row_lstm", "diagonal_bilstm", "multiscale",
-            "tfp")
+FAMILIES = (*models.names(), "tfp")
 
 
 def ours(family, num_layers, hidden_dims, num_samples, image_shape, sampler,

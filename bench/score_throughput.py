@@ -29,7 +29,9 @@ import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-import pixelrnn_tf  # pylint: disable=g-import-not-at-top,unused-import  # oneDNN on, before TF loads
+from pixelrnn_tf import cli  # pylint: disable=g-import-not-at-top
+
+cli.use_onednn()  # before TensorFlow loads
 
 import keras  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top

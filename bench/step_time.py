@@ -25,22 +25,22 @@ import os
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-import pixelrnn_tf  # pylint: disable=g-import-not-at-top,unused-import  # oneDNN on, before TF loads
+from pixelrnn_tf import cli  # pylint: disable=g-import-not-at-top
+
+cli.use_onednn()  # before TensorFlow loads
 
 import keras  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
 
 from bench import machine  # pylint: disable=g-import-not-at-top
+from bench import sizes  # pylint: disable=g-import-not-at-top
 from pixelrnn_tf import distribute  # pylint: disable=g-import-not-at-top
 from pixelrnn_tf import distributions  # pylint: disable=g-import-not-at-top
 from pixelrnn_tf import models  # pylint: disable=g-import-not-at-top
 
 IMAGE_SHAPE = (28, 28, 1)
-# (model, num_layers, hidden_dims): similar parameter counts. The Row LSTM and the
-# Diagonal BiLSTM are the paper's binarized-MNIST 7 layers x h=16; the multi-scale
-# model has two Row LSTM networks (and an upsampling one), so 3 layers each.
-FULL = (("pixelcnn", 10, 24), ("gated_pixelcnn", 3, 16), ("row_lstm", 7, 16),
-        ("diagonal_bilstm", 7, 16), ("multiscale", 3, 16))
+# (model, num_layers, hidden_dims) of every family: similar parameter counts.
+FULL = tuple((name, *size) for name, size in sizes.family_sizes().items())
 QUICK = tuple((name, 1, 8) for name, _, _ in FULL)
 
 
@@ -140,7 +140,7 @@ def main(argv=None):
     for jit_compile, policy in itertools.product((False, True), ("float32", mixed)):
       plain = not jit_compile and policy == "float32"
       # The smoke run tries XLA and mixed precision on the first family only.
-      if not plain and (args.plain_only or args.quick and name != QUICK[0][0]):
+      if not plain and (args.plain_only or args.quick and name != families[0][0]):
         continue
       if jit_compile and args.no_xla:
         continue

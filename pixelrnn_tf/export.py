@@ -1,6 +1,6 @@
-"""Exports a trained `model_dir` as a versioned SavedModel for TF Serving and scoring.
+"""Exports a trained model as a versioned SavedModel for TF Serving and scoring.
 
-`export(model_dir, export_dir)` writes `export_dir/<version>/`, a SavedModel that
+`export(model_dir, export_dir)` (or a shipped model's folder) writes `export_dir/<version>/`, a SavedModel that
 needs neither this package nor any Python function to load (plain TF ops only;
 `tf.saved_model.load`, `saved_model_cli` and TF Serving all read it). Signatures,
 whose names and tensor names are the serving contract (see docs/SERVING.md):
@@ -28,9 +28,13 @@ Every input is validated inside the graph: a bad request fails with
 never with a silently wrong score.
 
 `sample` and `complete` run the cached sampler without XLA by default, so that any
-TF Serving build runs them; `xla_samplers=True` compiles them with XLA (6.5-25x
-faster on a 2-core CPU, bench/sampling.py), which `tf.saved_model.load` runs as is
-and TF Serving only with `--xla_cpu_compilation_enabled`.
+TF Serving build runs them; `xla_samplers=True` compiles them with XLA (several
+times faster on CPU, bench/sampling_speed.py), which `tf.saved_model.load` runs as
+is and TF Serving only with `--xla_cpu_compilation_enabled`.
+
+The module is in three parts: input validation and decoding (pure functions of
+tensors), the signature bodies, and the tables that declare the signatures'
+inputs and the metadata's outputs.
 """
 
 import json
@@ -48,8 +52,6 @@ from pixelrnn_tf import models
 from pixelrnn_tf import sampling
 from pixelrnn_tf import training
 
-SIGNATURES = ("serving_default", "log_prob_encoded", "sample", "complete",
-              "metadata")
 MAX_SAMPLES = 1024
 VALIDATION_FILE = "eval_validation.json"
 # First bytes of the file formats `tf.io.decode_image` reads.
@@ -87,7 +89,7 @@ def export(source, export_dir, version=None, xla_samplers=False):
   model, model_config, train_config, step = training.load_trained(source)
   version = _version(export_dir, version)
   path = os.path.join(export_dir, str(version))
-  metadata = _metadata(source, model_config, train_config, step)
+  metadata = metadata_values(source, model_config, train_config, step)
   module = _ServingModule(model, model_config, metadata,
                           os.path.join(source, configs.CONFIG_FILE), xla_samplers)
   tmp = os.path.join(export_dir, f".tmp-{version}-{uuid.uuid4().hex[:8]}")
@@ -119,8 +121,9 @@ def _version(export_dir, version):
   return version
 
 
-def _metadata(source, model_config, train_config, step):
-  """Returns the constants of the `metadata` signature as Python values.
+def metadata_values(source, model_config, train_config, step):
+  """Returns the constants of the `metadata` signature as Python values, keyed
+  as `METADATA`.
 
   The validation figures are those of `source/eval_validation.json` (what
   `train.py --mode=eval` wrote there; NaN and step -1 without one).
@@ -153,12 +156,50 @@ def _metadata(source, model_config, train_config, step):
   }
 
 
-def _checked_scalar(value, name, low, high, note=""):
-  """Asserts `low <= value <= high` in the graph; returns `value` clipped to it.
+# The `metadata` signature's outputs: name -> dtype (`metadata_values` gives
+# the values).
+METADATA = {"model": tf.string, "image_shape": tf.int32, "num_levels": tf.int32,
+            "num_classes": tf.int32, "class_names": tf.string,
+            "dataset": tf.string, "step": tf.int64, "validation_nll": tf.float32,
+            "validation_bits_per_dim": tf.float32, "validation_step": tf.int64,
+            "config_json": tf.string}
 
-  The clip keeps the data path valid whatever Grappler does with the assertion's
-  control edge (see `_ServingModule._check_images`).
+_IMAGES = tf.TensorSpec(None, tf.uint8, name="images")  # rank checked in-graph
+_IMAGE_BYTES = tf.TensorSpec([None], tf.string, name="image_bytes")
+_LABELS = tf.TensorSpec(None, tf.int32, name="labels")  # checked in-graph
+_SCALAR = lambda name: tf.TensorSpec([], tf.int32, name=name)
+
+
+def signature_inputs(conditional):
+  """The inputs of each signature, in order: name -> `[tf.TensorSpec]`.
+
+  A class-conditional model takes `labels` last (its `sample` takes one label per
+  image instead of `num_samples`).
   """
+  labels = [_LABELS] if conditional else []
+  return {
+      "serving_default": [_IMAGES] + labels,
+      "log_prob_encoded": [_IMAGE_BYTES] + labels,
+      "sample": (labels or [_SCALAR("num_samples")]) + [_SCALAR("seed")],
+      "complete": [_IMAGES, _SCALAR("known_rows"), _SCALAR("seed")] + labels,
+      "metadata": [],
+  }
+
+
+SIGNATURES = tuple(signature_inputs(False))
+
+
+# Input validation and decoding. ----------------------------------------------------
+#
+# Each check is a `tf.debugging.Assert`, which a tf.function always runs, and at most
+# one of them fails for a given input. Grappler may reorder control edges, so the
+# data path never relies on them: it is made safe by `tf.cond` on the same
+# predicates (a bad input flows on as a zero image), and the failing assertion is
+# the only op that raises.
+
+
+def checked_scalar(value, name, low, high, note=""):
+  """Asserts `low <= value <= high` in the graph; returns `value` clipped to it."""
   tf.debugging.Assert(
       tf.logical_and(value >= low, value <= high),
       [f"Invalid `{name}`. Expected {low} <= {name} <= {high}{note}. "
@@ -166,11 +207,124 @@ def _checked_scalar(value, name, low, high, note=""):
   return tf.clip_by_value(value, low, high)
 
 
+def checked_images(images, image_shape, num_levels, name="images"):
+  """Asserts uint8 `(B>0, H, W, C)` with values < `num_levels`; returns it shaped
+  `(B, H, W, C)` (one zero image if it is invalid)."""
+  height, width, channels = image_shape
+  shape = tf.shape(images)
+  padded = tf.concat([shape, tf.zeros([4], tf.int32)], 0)[:4]  # any rank -> (4,)
+  shape_ok = tf.logical_and(tf.equal(tf.size(shape), 4),
+                            tf.reduce_all(tf.equal(padded[1:], image_shape)))
+  batch_ok = padded[0] > 0
+  largest = tf.reduce_max(images)  # 0 for an empty batch
+  levels_ok = largest < num_levels if num_levels < 256 else tf.constant(True)
+  tf.debugging.Assert(
+      shape_ok,
+      [f"Invalid `{name}`. Expected uint8 of shape [batch, {height}, {width}, "
+       f"{channels}]: images are never resized. Received shape:", shape],
+      name="check_shape", summarize=8)
+  tf.debugging.Assert(
+      tf.logical_or(tf.logical_not(shape_ok), batch_ok),
+      [f"Invalid `{name}`. Expected a non-empty batch [batch >= 1, {height}, "
+       f"{width}, {channels}]. Received shape:", shape],
+      name="check_batch", summarize=8)
+  if num_levels < 256:
+    hint = ("binarize 8-bit images first (value >= 128 -> 1) or send the encoded "
+            "file to log_prob_encoded" if num_levels == 2 else
+            "quantize first, or send the encoded file to log_prob_encoded")
+    tf.debugging.Assert(
+        tf.logical_or(tf.logical_not(tf.logical_and(shape_ok, batch_ok)),
+                      levels_ok),
+        [f"Invalid `{name}` values. Expected integer levels 0..{num_levels - 1} "
+         f"(num_levels={num_levels}): {hint}. Received max value:", largest],
+        name="check_levels", summarize=8)
+  valid = tf.logical_and(tf.logical_and(shape_ok, batch_ok), levels_ok)
+  return tf.cond(valid,
+                 lambda: tf.reshape(images, (-1,) + tuple(image_shape)),
+                 lambda: tf.zeros((1,) + tuple(image_shape), tf.uint8))
+
+
+def checked_labels(labels, items, num_classes):
+  """Asserts int32 `(B,)` classes `0..num_classes-1`, one per item of `items` (the
+  request's images or image files, `(B, ...)` as received); returns them shaped
+  `(B,)`. None (an unconditional model) stays None.
+
+  Bad images alone never fail this check: a shape error of the images is reported
+  by `checked_images`, whose data path may hold one blank image, which broadcasts
+  against the `B` labels.
+  """
+  if labels is None:
+    return None
+  batch = tf.concat([tf.shape(items), [0]], 0)[0]  # 0 for a scalar
+  shape_ok = tf.logical_and(tf.equal(tf.rank(labels), 1),
+                            tf.equal(tf.size(labels), batch))
+  range_ok = tf.reduce_all(tf.logical_and(labels >= 0, labels < num_classes))
+  tf.debugging.Assert(
+      shape_ok,
+      ["Invalid `labels`. Expected int32 of shape [batch]: one class per image. "
+       "Received shape and batch:", tf.shape(labels), batch],
+      name="check_labels_shape", summarize=8)
+  tf.debugging.Assert(
+      tf.logical_or(tf.logical_not(shape_ok), range_ok),
+      [f"Invalid `labels`. Expected classes 0..{num_classes - 1}. Received:",
+       labels], name="check_labels_range", summarize=8)
+  return tf.cond(tf.logical_and(shape_ok, range_ok),
+                 lambda: tf.reshape(labels, [batch]),
+                 lambda: tf.zeros([batch], tf.int32))
+
+
+def decoded_images(image_bytes, image_shape, num_levels):
+  """Decodes string `(B,)` image files to uint8 levels `(B, H, W, C)`, checked.
+
+  8-bit values v become levels `floor(v * num_levels / 256)`: identity for 256
+  levels, the threshold v >= 128 -> 1 for binary models. `decode_image` converts
+  colour files to the model's channel count (RGB <-> grayscale); sizes must match.
+  """
+  height, width, channels = image_shape
+  prefix = tf.strings.substr(image_bytes, 0, 4)  # (B,)
+  known = tf.reduce_any(
+      tf.stack([tf.strings.substr(prefix, 0, len(m)) == m for m in _MAGIC]), 0)
+  tf.debugging.Assert(
+      tf.reduce_all(known),
+      ["Invalid `image_bytes`: cannot decode. Expected PNG or JPEG (or GIF, BMP) "
+       "file contents. Undecodable at batch indices:",
+       tf.where(tf.logical_not(known))[:, 0]],
+      name="check_format", summarize=8)
+  blank = tf.zeros(image_shape, tf.uint8)
+
+  def decode_one(args):
+    data, data_known = args
+    image = tf.cond(
+        data_known,
+        lambda: tf.io.decode_image(data, channels=channels, expand_animations=False),
+        lambda: blank)
+    size = tf.shape(image)[:2]
+    size_ok = tf.reduce_all(tf.equal(size, [height, width]))
+    tf.debugging.Assert(
+        size_ok,
+        [f"Invalid `image_bytes`: wrong image size. Expected {height}x{width} "
+         "(height x width) images: they are never resized. Received:", size],
+        name="check_size", summarize=8)
+    return tf.cond(size_ok, lambda: tf.reshape(image, image_shape), lambda: blank)
+
+  images = tf.map_fn(decode_one, (image_bytes, known),
+                     fn_output_signature=tf.TensorSpec(image_shape, tf.uint8))
+  # (B, H, W, C) 8-bit values -> levels v * L // 256.
+  levels = tf.cast(images, tf.int32) * num_levels // 256
+  return checked_images(tf.cast(levels, tf.uint8), image_shape, num_levels,
+                        "image_bytes")
+
+
+# The SavedModel. ---------------------------------------------------------------------
+
+
 class _ServingModule(tf.Module):
   """Holds the network's variables, the config asset and the signature functions.
 
-  The Keras model itself is closed over, not tracked: the SavedModel holds its
-  variables and the traced graphs only, so loading needs no Keras class.
+  Built by hand rather than with `keras.export.ExportArchive`: the contract
+  includes `assets/config.json`, a `tf.saved_model.Asset`, which ExportArchive has
+  no public way to add. The Keras model is closed over, not tracked: the SavedModel
+  holds its variables and the traced graphs only, so loading needs no Keras class.
   """
 
   def __init__(self, model, model_config, metadata, config_path, xla_samplers):
@@ -186,34 +340,13 @@ class _ServingModule(tf.Module):
     self._num_levels = model_config.num_levels
     self._num_classes = model_config.num_classes
     self._metadata = metadata
-    images = tf.TensorSpec(None, tf.uint8, name="images")  # rank checked in-graph
-    scalar = lambda name: tf.TensorSpec([], tf.int32, name=name)
-    # A conditional model's functions take the labels last (checked in-graph).
-    labels = ([tf.TensorSpec(None, tf.int32, name="labels")] if self._num_classes
-              else [])
-    self.log_prob = tf.function(self._log_prob,
-                                input_signature=[images] + labels)
-    self.log_prob_encoded = tf.function(
-        self._log_prob_encoded,
-        input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")] +
-        labels)
-    if self._num_classes:
-      self.sample = tf.function(self._sample_classes,
-                                input_signature=labels + [scalar("seed")])
-    else:
-      self.sample = tf.function(
-          self._sample, input_signature=[scalar("num_samples"), scalar("seed")])
-    self.complete = tf.function(
-        self._complete,
-        input_signature=[images, scalar("known_rows"), scalar("seed")] + labels)
-    self.metadata = tf.function(self._metadata_fn, input_signature=[])
+    bodies = {"serving_default": self._log_prob,
+              "log_prob_encoded": self._log_prob_encoded,
+              "sample": self._sample_classes if self._num_classes else self._sample,
+              "complete": self._complete, "metadata": self._metadata_fn}
     self._signatures = {
-        "serving_default": self.log_prob.get_concrete_function(),
-        "log_prob_encoded": self.log_prob_encoded.get_concrete_function(),
-        "sample": self.sample.get_concrete_function(),
-        "complete": self.complete.get_concrete_function(),
-        "metadata": self.metadata.get_concrete_function(),
-    }
+        name: tf.function(bodies[name], input_signature=specs).get_concrete_function()
+        for name, specs in signature_inputs(bool(self._num_classes)).items()}
     # Track the tf.Variables the graphs capture, not the Keras variables wrapping
     # them: only then does a TF1-style loader (TF Serving, `saved_model_cli run`)
     # find them restored under the names the graphs read.
@@ -226,13 +359,23 @@ class _ServingModule(tf.Module):
     """Returns the signature name -> concrete function map for `tf.saved_model.save`."""
     return dict(self._signatures)
 
-  # Signature bodies. ------------------------------------------------------------
+  def _images(self, images):
+    return checked_images(images, self._shape, self._num_levels)
+
+  def _labels(self, labels, items):
+    return checked_labels(labels, items, self._num_classes)
 
   def _log_prob(self, images, labels=None):
     """uint8 `(B, H, W, C)` (and their int32 `labels` `(B,)`) -> log_prob `(B,)`,
     bits_per_dim `(B,)`, pixel_log_prob `(B, H, W, C)`."""
-    labels = self._check_labels(labels, images)
-    return self._scores(self._check_images(images, "images"), labels)
+    labels = self._labels(labels, images)
+    return self._scores(self._images(images), labels)
+
+  def _log_prob_encoded(self, image_bytes, labels=None):
+    """string `(B,)` of image files (and their `labels`) -> `_log_prob`'s outputs."""
+    labels = self._labels(labels, image_bytes)
+    return self._scores(decoded_images(image_bytes, self._shape, self._num_levels),
+                        labels)
 
   def _scores(self, images, labels):
     model = self._model()
@@ -246,21 +389,15 @@ class _ServingModule(tf.Module):
         "pixel_log_prob": pixel,  # (B, H, W, C)
     }
 
-  def _log_prob_encoded(self, image_bytes, labels=None):
-    """string `(B,)` of image files (and their `labels`) -> `_log_prob`'s outputs."""
-    labels = self._check_labels(labels, image_bytes)
-    return self._scores(self._decode(image_bytes), labels)
-
   def _sample(self, num_samples, seed):
     """Draws uint8 `(num_samples, H, W, C)`; the same seed gives the same images."""
-    num_samples = _checked_scalar(num_samples, "num_samples", 1, MAX_SAMPLES)
+    num_samples = checked_scalar(num_samples, "num_samples", 1, MAX_SAMPLES)
     return self._draw_samples(num_samples, seed)
 
   def _sample_classes(self, labels, seed):
     """Draws one uint8 `(H, W, C)` image of each class in `labels` `(N,)`."""
-    num_samples = _checked_scalar(tf.size(labels), "num_labels", 1,
-                                  MAX_SAMPLES)
-    labels = self._check_labels(labels, tf.zeros([num_samples]))
+    num_samples = checked_scalar(tf.size(labels), "num_labels", 1, MAX_SAMPLES)
+    labels = self._labels(labels, tf.zeros([num_samples]))
     return self._draw_samples(num_samples, seed, labels)
 
   def _draw_samples(self, num_samples, seed, labels=None):
@@ -272,142 +409,13 @@ class _ServingModule(tf.Module):
     """Keeps rows `< known_rows` of uint8 `(B, H, W, C)` and re-samples the rest
     (given each image's class in `labels` for a conditional model)."""
     height, width, channels = self._shape
-    labels = self._check_labels(labels, images)
-    images = self._check_images(images, "images")
-    known_rows = _checked_scalar(known_rows, "known_rows", 0, height,
-                                 " (the image height)")
+    labels = self._labels(labels, images)
+    images = self._images(images)
+    known_rows = checked_scalar(known_rows, "known_rows", 0, height,
+                                " (the image height)")
     start = known_rows * width * channels  # flat raster/RGB index
     return {"images": self._draw()(images, start, tf.stack([seed, 0]), labels)}
 
   def _metadata_fn(self):
-    m = self._metadata
-    return {
-        "model": tf.constant(m["model"]),
-        "image_shape": tf.constant(m["image_shape"], tf.int32),
-        "num_levels": tf.constant(m["num_levels"], tf.int32),
-        "num_classes": tf.constant(m["num_classes"], tf.int32),
-        "class_names": tf.constant(m["class_names"], tf.string, shape=[
-            len(m["class_names"])]),
-        "dataset": tf.constant(m["dataset"]),
-        "step": tf.constant(m["step"], tf.int64),
-        "validation_nll": tf.constant(m["validation_nll"], tf.float32),
-        "validation_bits_per_dim": tf.constant(m["validation_bits_per_dim"],
-                                               tf.float32),
-        "validation_step": tf.constant(m["validation_step"], tf.int64),
-        "config_json": tf.constant(m["config_json"]),
-    }
-
-  # Input validation. -------------------------------------------------------------
-  #
-  # Each check is a `tf.debugging.Assert`, which a tf.function always runs, and at
-  # most one of them fails for a given input. Grappler may reorder control edges, so
-  # the data path never relies on them: it is made safe by `tf.cond` on the same
-  # predicates (a bad input flows on as a zero image), and the failing assertion is
-  # the only op that raises.
-
-  def _check_images(self, images, name):
-    """Asserts uint8 `(B>0, H, W, C)` with values < num_levels; returns it shaped."""
-    height, width, channels = self._shape
-    levels = self._num_levels
-    shape = tf.shape(images)
-    padded = tf.concat([shape, tf.zeros([4], tf.int32)], 0)[:4]  # any rank -> (4,)
-    shape_ok = tf.logical_and(tf.equal(tf.size(shape), 4),
-                              tf.reduce_all(tf.equal(padded[1:], self._shape)))
-    batch_ok = padded[0] > 0
-    largest = tf.reduce_max(images)  # 0 for an empty batch
-    levels_ok = largest < levels if levels < 256 else tf.constant(True)
-    tf.debugging.Assert(
-        shape_ok,
-        [f"Invalid `{name}`. Expected uint8 of shape [batch, {height}, {width}, "
-         f"{channels}]: images are never resized. Received shape:", shape],
-        name="check_shape", summarize=8)
-    tf.debugging.Assert(
-        tf.logical_or(tf.logical_not(shape_ok), batch_ok),
-        [f"Invalid `{name}`. Expected a non-empty batch [batch >= 1, {height}, "
-         f"{width}, {channels}]. Received shape:", shape],
-        name="check_batch", summarize=8)
-    if levels < 256:
-      hint = ("binarize 8-bit images first (value >= 128 -> 1) or send the "
-              "encoded file to log_prob_encoded" if levels == 2 else
-              "quantize first, or send the encoded file to log_prob_encoded")
-      tf.debugging.Assert(
-          tf.logical_or(tf.logical_not(tf.logical_and(shape_ok, batch_ok)),
-                        levels_ok),
-          [f"Invalid `{name}` values. Expected integer levels 0..{levels - 1} "
-           f"(num_levels={levels}): {hint}. Received max value:", largest],
-          name="check_levels", summarize=8)
-    valid = tf.logical_and(tf.logical_and(shape_ok, batch_ok), levels_ok)
-    return tf.cond(valid,
-                   lambda: tf.reshape(images, (-1,) + self._shape),
-                   lambda: tf.zeros((1,) + self._shape, tf.uint8))  # (B, H, W, C)
-
-  def _check_labels(self, labels, images):
-    """Asserts int32 `(B,)` classes `0..num_classes-1`, one per item of the
-    request's `images` (or image files), `(B, ...)` as received; returns them
-    shaped `(B,)`. None (unconditional) stays None.
-
-    Bad images alone never fail this check: a shape error of the images is
-    reported by `_check_images`, whose data path may hold one blank image, which
-    broadcasts against the `B` labels.
-    """
-    if labels is None:
-      return None
-    batch = tf.concat([tf.shape(images), [0]], 0)[0]  # 0 for a scalar
-    shape_ok = tf.logical_and(tf.equal(tf.rank(labels), 1),
-                              tf.equal(tf.size(labels), batch))
-    range_ok = tf.reduce_all(tf.logical_and(labels >= 0,
-                                            labels < self._num_classes))
-    tf.debugging.Assert(
-        shape_ok,
-        ["Invalid `labels`. Expected int32 of shape [batch]: one class per image. "
-         "Received shape and batch:", tf.shape(labels), batch],
-        name="check_labels_shape", summarize=8)
-    tf.debugging.Assert(
-        tf.logical_or(tf.logical_not(shape_ok), range_ok),
-        [f"Invalid `labels`. Expected classes 0..{self._num_classes - 1}. "
-         "Received:", labels], name="check_labels_range", summarize=8)
-    return tf.cond(tf.logical_and(shape_ok, range_ok),
-                   lambda: tf.reshape(labels, [batch]),
-                   lambda: tf.zeros([batch], tf.int32))
-
-  def _decode(self, image_bytes):
-    """Decodes string `(B,)` image files to uint8 levels `(B, H, W, C)`.
-
-    8-bit values v become levels `floor(v * num_levels / 256)`: identity for 256
-    levels, the threshold v >= 128 -> 1 for binary models. `decode_image` converts
-    colour files to the model's channel count (RGB <-> grayscale); sizes must match.
-    """
-    height, width, channels = self._shape
-    prefix = tf.strings.substr(image_bytes, 0, 4)  # (B,)
-    known = tf.reduce_any(
-        tf.stack([tf.strings.substr(prefix, 0, len(m)) == m for m in _MAGIC]), 0)
-    tf.debugging.Assert(
-        tf.reduce_all(known),
-        ["Invalid `image_bytes`: cannot decode. Expected PNG or JPEG (or GIF, BMP) "
-         "file contents. Undecodable at batch indices:",
-         tf.where(tf.logical_not(known))[:, 0]],
-        name="check_format", summarize=8)
-    blank = tf.zeros(self._shape, tf.uint8)
-
-    def decode_one(args):
-      data, data_known = args
-      image = tf.cond(
-          data_known,
-          lambda: tf.io.decode_image(data, channels=channels,
-                                     expand_animations=False),
-          lambda: blank)
-      size = tf.shape(image)[:2]
-      size_ok = tf.reduce_all(tf.equal(size, [height, width]))
-      tf.debugging.Assert(
-          size_ok,
-          [f"Invalid `image_bytes`: wrong image size. Expected {height}x{width} "
-           "(height x width) images: they are never resized. Received:", size],
-          name="check_size", summarize=8)
-      return tf.cond(size_ok, lambda: tf.reshape(image, self._shape),
-                     lambda: blank)
-
-    images = tf.map_fn(decode_one, (image_bytes, known),
-                       fn_output_signature=tf.TensorSpec(self._shape, tf.uint8))
-    # (B, H, W, C) 8-bit values -> levels v * L // 256.
-    levels = tf.cast(images, tf.int32) * self._num_levels // 256
-    return self._check_images(tf.cast(levels, tf.uint8), "image_bytes")
+    return {name: tf.constant(self._metadata[name], dtype)
+            for name, dtype in METADATA.items()}

@@ -1,6 +1,7 @@
 """The command lines as a user runs them: bad values, Ctrl-C, logs, exit codes."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -141,3 +142,22 @@ def test_ctrl_c_saves_the_current_step_and_says_so_in_one_line(image_folder,
   assert history.read(model_dir)[-1]["last_step"] == step
   # Stdout is a pipe here, so Keras prints a line per loop, not a progress bar.
   assert "\x1b[" not in stdout and "\r" not in stdout, stdout[-500:]
+
+
+@pytest.mark.slow
+def test_a_healthy_run_logs_no_error_and_a_line_per_loop_to_a_file(image_folder,
+                                                                   tmp_path):
+  result = run(["train.py"], [f"--dataset=folder:{image_folder}",
+                              f"--model_dir={tmp_path}/run", "--train_steps=4",
+                              "--steps_per_loop=2", "--eval_examples=8",
+                              *TINY_FLAGS, "--num_layers=2"])
+  assert result.returncode == 0, result.stderr[-2000:]
+  # Error-level lines (C++ or absl: "E" and four digits), but for TensorFlow's own
+  # note that it finds no CUDA driver on a machine without a GPU.
+  errors = [line for line in result.stderr.splitlines()
+            if re.match(r"E\d{4} ", line) and "cuInit" not in line]
+  assert not errors, errors
+  # Stdout is a file here: one line per loop (2 loops), no progress-bar redraws.
+  assert "\r" not in result.stdout and "\x1b[" not in result.stdout
+  loops = [line for line in result.stdout.splitlines() if "loss:" in line]
+  assert len(loops) == 2, result.stdout

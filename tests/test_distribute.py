@@ -239,7 +239,7 @@ def test_is_chief(task_type, task_id, cluster, expected):
   assert distribute.is_chief(strategy) is expected
 
 
-@pytest.mark.parametrize("name", sorted(models.MODELS))
+@pytest.mark.parametrize("name", models.names())
 def test_mixed_precision_keeps_float32_logits(name):
   config = models.ModelConfig(model=name, image_shape=(6, 6, 3), num_levels=256,
                               num_layers=1, hidden_dims=6, output_dims=6)

@@ -1,6 +1,6 @@
 """SavedModel export: every family exports, reloads without this package, and serves.
 
-Each family in `models.MODELS` is exported once per variant (8x8x1 binary, 6x6x3 with
+Each family in `models.names()` is exported once per variant (8x8x1 binary, 6x6x3 with
 256 levels) from a model_dir written here with random weights, and cached for the
 module. The exported signatures must match the in-process Keras model, keep the
 causal order, sample deterministically, and reject every bad input with an
@@ -32,8 +32,8 @@ from pixelrnn_tf import score
 from pixelrnn_tf import training
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FAMILIES = sorted(models.MODELS)
-CLI_FAMILY = "pixelcnn" if "pixelcnn" in models.MODELS else FAMILIES[0]
+FAMILIES = models.names()
+CLI_FAMILY = "pixelcnn" if "pixelcnn" in FAMILIES else FAMILIES[0]
 # variant -> (image_shape, num_levels, writes eval_validation.json)
 VARIANTS = {"binary": ((8, 8, 1), 2, True), "rgb": ((6, 6, 3), 256, False)}
 STEP = 42
@@ -55,7 +55,9 @@ def make_model_dir(model_dir, family, image_shape, num_levels, with_eval, seed=0
   model_config = models.ModelConfig(model=family, image_shape=image_shape,
                                     num_levels=num_levels, num_layers=1,
                                     hidden_dims=6, output_dims=12,
-                                    num_classes=num_classes)
+                                    num_classes=num_classes,
+                                    class_names=[f"class {k}" for k in
+                                                 range(num_classes)])
   configs.save_config(model_dir, model_config,
                        configs.TrainConfig(dataset="fake_test_data"))
   keras.utils.set_random_seed(seed)
@@ -280,7 +282,8 @@ def test_metadata(exports, variant):
   np.testing.assert_array_equal(m["image_shape"], e.image_shape)
   assert m["image_shape"].dtype == np.int32
   assert m["num_levels"] == e.num_levels and m["dataset"] == b"fake_test_data"
-  assert m["num_classes"] == 0
+  assert m["num_classes"] == 0 and m["class_names"].shape == (0,)
+  assert set(m) == set(export.METADATA)
   assert m["step"] == STEP
   assert json.loads(m["config_json"])["model"]["image_shape"] == list(e.image_shape)
   if e.with_eval:
@@ -292,7 +295,7 @@ def test_metadata(exports, variant):
     assert np.isnan(m["validation_nll"]) and m["validation_step"] == -1
 
 
-@pytest.mark.parametrize("family", models.CONDITIONAL_FAMILIES)
+@pytest.mark.parametrize("family", models.conditional_names())
 def test_class_conditional_export_takes_labels_everywhere(family, tmp_path):
   shape = (6, 6, 3)
   model = make_model_dir(str(tmp_path / "model"), family, shape, 256, False,
@@ -321,7 +324,9 @@ def test_class_conditional_export_takes_labels_everywhere(family, tmp_path):
   completed = call("complete", images=images, labels=labels,
                    known_rows=np.int32(2), seed=np.int32(1))["images"]
   np.testing.assert_array_equal(completed[:, :2], images[:, :2])
-  assert call("metadata")["num_classes"] == 3
+  metadata = call("metadata")
+  assert metadata["num_classes"] == 3
+  assert list(metadata["class_names"]) == [b"class 0", b"class 1", b"class 2"]
   for bad, message in (([0, 3, 1], "Expected classes 0..2"),
                        ([0, 1], "one class per image")):
     with pytest.raises(tf.errors.InvalidArgumentError, match=message):
@@ -345,7 +350,7 @@ def xla_compiled_functions(path):
 # The wiring, unconditional and conditional; tests/test_sampling.py compiles every
 # family's sampler with XLA.
 @pytest.mark.parametrize("family,num_classes",
-                         [(CLI_FAMILY, 0), (models.CONDITIONAL_FAMILIES[0], 3)])
+                         [(CLI_FAMILY, 0), (models.conditional_names()[0], 3)])
 def test_xla_samplers_draw_what_the_in_process_xla_sampler_draws(
     family, num_classes, tmp_path):
   shape, levels = (6, 4, 3), 256
@@ -683,3 +688,61 @@ def test_score_script_prints_json_lines_without_the_package(clean_run):
   assert lines[-1]["mean"] and lines[-1]["num_images"] == 3
   assert lines[-1]["num_errors"] == 2
   assert lines[-1]["nats"] == pytest.approx(-log_prob.mean(), rel=1e-4)
+
+
+# Validation and decoding on their own. ----------------------------------------------
+
+
+def run_graph(fn, *args):
+  """`fn(*args)` traced as a tf.function, as in a signature (assertions run)."""
+  return tf.function(fn)(*args)
+
+
+def test_checked_images_passes_good_batches_and_names_what_is_wrong():
+  images = np.ones((2, 3, 4, 1), np.uint8)
+  ok = run_graph(lambda x: export.checked_images(x, (3, 4, 1), 2), images)
+  np.testing.assert_array_equal(ok, images)
+  for bad, message in ((np.ones((2, 4, 3, 1), np.uint8), "Expected uint8 of shape"),
+                       (np.ones((0, 3, 4, 1), np.uint8), "non-empty batch"),
+                       (np.full((1, 3, 4, 1), 2, np.uint8), "levels 0..1")):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+      run_graph(lambda x: export.checked_images(x, (3, 4, 1), 2), bad)
+
+
+def test_checked_labels_and_scalars_bound_their_values():
+  labels = run_graph(lambda l, x: export.checked_labels(l, x, 3),
+                     np.array([0, 2], np.int32), np.zeros((2, 5), np.uint8))
+  np.testing.assert_array_equal(labels, [0, 2])
+  with pytest.raises(tf.errors.InvalidArgumentError, match="classes 0..2"):
+    run_graph(lambda l, x: export.checked_labels(l, x, 3),
+              np.array([0, 3], np.int32), np.zeros((2, 5), np.uint8))
+  with pytest.raises(tf.errors.InvalidArgumentError, match="one class per image"):
+    run_graph(lambda l, x: export.checked_labels(l, x, 3),
+              np.array([0], np.int32), np.zeros((2, 5), np.uint8))
+  assert export.checked_labels(None, np.zeros(2), 3) is None
+  assert int(run_graph(lambda v: export.checked_scalar(v, "k", 0, 4), 4)) == 4
+  with pytest.raises(tf.errors.InvalidArgumentError, match="Expected 0 <= k <= 4"):
+    run_graph(lambda v: export.checked_scalar(v, "k", 0, 4), 5)
+
+
+def test_decoded_images_quantize_8_bit_files_to_the_models_levels():
+  pixels = np.array([[[0], [127], [128], [255]]], np.uint8)  # 1 x 4, grayscale
+  png = tf.stack([tf.io.encode_png(pixels)])  # (1,) string
+  binary = run_graph(lambda b: export.decoded_images(b, (1, 4, 1), 2), png)
+  np.testing.assert_array_equal(binary[0, 0, :, 0], [0, 0, 1, 1])
+  four = run_graph(lambda b: export.decoded_images(b, (1, 4, 1), 4), png)
+  np.testing.assert_array_equal(four[0, 0, :, 0], [0, 1, 2, 3])
+  with pytest.raises(tf.errors.InvalidArgumentError, match="cannot decode"):
+    run_graph(lambda b: export.decoded_images(b, (1, 4, 1), 2),
+              tf.constant([b"not an image"]))
+  with pytest.raises(tf.errors.InvalidArgumentError, match="wrong image size"):
+    run_graph(lambda b: export.decoded_images(b, (2, 4, 1), 2), png)
+
+
+def test_every_signature_and_metadata_output_is_declared_in_one_table():
+  plain, conditional = export.signature_inputs(False), export.signature_inputs(True)
+  assert tuple(plain) == tuple(conditional) == export.SIGNATURES
+  assert [s.name for s in plain["sample"]] == ["num_samples", "seed"]
+  assert [s.name for s in conditional["sample"]] == ["labels", "seed"]
+  assert all(specs[-1].name == "labels" for name, specs in conditional.items()
+             if name not in ("sample", "metadata"))

@@ -1,8 +1,8 @@
 """Every model family: causality by perturbation, normalization over every image,
 likelihood identities.
 
-Parametrized over `models.MODELS` (and the class-conditional variant of each family
-in `models.CONDITIONAL_FAMILIES`), so a newly registered family is covered at once.
+Parametrized over `models.names()` (and the class-conditional variant of each family
+in `models.conditional_names()`), so a newly registered family is covered at once.
 """
 
 import dataclasses
@@ -17,9 +17,9 @@ from pixelrnn_tf import distributions
 from pixelrnn_tf import models
 from pixelrnn_tf.layers import scales
 
-FAMILIES = sorted(models.MODELS)
+FAMILIES = models.names()
 # (family, num_classes): every family unconditional, and conditioned on 3 classes.
-VARIANTS = [(f, 0) for f in FAMILIES] + [(f, 3) for f in models.CONDITIONAL_FAMILIES]
+VARIANTS = [(f, 0) for f in FAMILIES] + [(f, 3) for f in models.conditional_names()]
 VARIANT_IDS = [f"{f}{'-classes' if n else ''}" for f, n in VARIANTS]
 LABEL = 2  # every image's class when a test runs a conditional model
 
@@ -187,7 +187,7 @@ def test_probabilities_of_all_images_sum_to_one_for_pixelcnn_blocks_of_any_width
   assert_probabilities_sum_to_one(config)
 
 
-@pytest.mark.parametrize("family", models.CONDITIONAL_FAMILIES)
+@pytest.mark.parametrize("family", models.conditional_names())
 def test_class_conditioning_reaches_every_conditional(family):
   """The class moves the first conditional (no pixel context yet) and the last."""
   config = small_config(family, 3, 256, num_classes=3)

@@ -230,19 +230,6 @@ def test_row_lstm_model_has_a_triangular_field(channels):
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
-def test_conditionals_are_normalized_and_log_prob_is_their_sum(family):
-  model = random_model(family, 3)
-  config = small_config(family, 3)
-  images = random_images(config, 2, seed=3)
-  logits = model(images)
-  probs = distributions.conditionals(logits, config.num_levels).probs_parameter()
-  np.testing.assert_allclose(np.sum(probs, -1), 1.0, atol=1e-5)
-  pixel = distributions.pixel_log_prob(logits, images, config.num_levels)
-  total = distributions.log_prob(logits, images, config.num_levels)
-  np.testing.assert_allclose(total, np.sum(pixel, axis=(1, 2, 3)), rtol=1e-5)
-
-
-@pytest.mark.parametrize("family", sorted(FAMILIES))
 @pytest.mark.parametrize("size", [2, 3])
 def test_probabilities_of_all_binary_images_sum_to_one(family, size):
   """A leak anywhere (layer, gate layout, shift) makes this sum differ from 1."""

@@ -363,18 +363,31 @@ def test_fields_added_later_take_what_older_config_json_files_meant(tmp_path):
   assert train_config.bad_files == "refuse" and train_config.init_from is None
 
 
+@pytest.mark.parametrize("program", ["train", "export"])
 @pytest.mark.parametrize("setting, expected", [(None, "True"), ("0", "False")])
-def test_importing_the_package_before_tensorflow_turns_onednn_on_unless_set_to_0(
-    setting, expected):
+def test_the_programs_turn_onednn_on_unless_set_to_0(program, setting, expected):
   env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
   if setting is not None:
     env["TF_ENABLE_ONEDNN_OPTS"] = setting
-  code = ("import pixelrnn_tf, tensorflow\n"
+  code = ("from absl import app\n"
+          "app.run = lambda main: None\n"
+          f"from pixelrnn_tf.cli import {program}\n"
+          f"{program}.run()\n"
+          "import tensorflow\n"
           "from tensorflow.python.util import _pywrap_util_port\n"
           "print(_pywrap_util_port.IsMklEnabled())")
   result = subprocess.run([sys.executable, "-c", code], capture_output=True,
                           text=True, env=env, cwd=REPO, check=True)
   assert result.stdout.split()[-1] == expected
+
+
+def test_importing_the_package_sets_nothing_in_the_process():
+  env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+  code = ("import os, pixelrnn_tf, pixelrnn_tf.models, pixelrnn_tf.training\n"
+          "print('TF_ENABLE_ONEDNN_OPTS' in os.environ)")
+  result = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                          text=True, env=env, cwd=REPO, check=True)
+  assert result.stdout.split()[-1] == "False"
 
 
 def run_train_py(args, timeout=300):

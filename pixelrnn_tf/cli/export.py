@@ -14,6 +14,8 @@ import sys
 from absl import app
 from absl import flags
 
+from pixelrnn_tf import cli
+
 flags.DEFINE_string("model_dir", None,
                     "Training directory (config.json, checkpoints/); or --pretrained.")
 flags.DEFINE_string("pretrained", None,
@@ -61,6 +63,7 @@ def run():
   # absl prints the __main__ module's docstring as --help's usage: a console
   # script or the top-level wrapper has none of its own.
   sys.modules["__main__"].__doc__ = __doc__
+  cli.use_onednn()  # before `main` imports TensorFlow
   app.run(main)
 
 

@@ -20,6 +20,9 @@ import sys
 
 from absl import app
 from absl import flags
+
+from pixelrnn_tf import cli
+from pixelrnn_tf import families
 from absl import logging
 
 # The largest batch the SavedModel's `sample` signature draws (export.MAX_SAMPLES).
@@ -36,7 +39,8 @@ flags.DEFINE_string("pretrained", None, "--mode=eval/sample/complete: a shipped 
 flags.DEFINE_string("init_from", None, "Start a new --model_dir from these weights "
                     "(fresh optimizer): pretrained:NAME or a trained model_dir. "
                     "Image shape, levels, classes, family and sizes must fit.")
-flags.DEFINE_string("model", "pixelcnn", "Model family (see pixelrnn_tf.models).")
+flags.DEFINE_string("model", "pixelcnn", "Model family: "
+                    f"{', '.join(families.names())} (pixelrnn_tf.families).")
 flags.DEFINE_string("dataset", "binarized_mnist",
                     "TFDS name (binarized_mnist, mnist, fashion_mnist, cifar10, "
                     "downsampled_imagenet/32x32, downsampled_imagenet/64x64) or "
@@ -283,6 +287,7 @@ def run():
   # absl prints the __main__ module's docstring as --help's usage: a console
   # script or the top-level wrapper has none of its own.
   sys.modules["__main__"].__doc__ = __doc__
+  cli.use_onednn()  # before `main` imports TensorFlow
   app.run(main)
 
 

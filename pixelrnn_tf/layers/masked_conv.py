@@ -1,8 +1,10 @@
 """Masked 2-D convolution: a `keras.layers.Conv2D` that never reads the future."""
 
 import keras
+import tensorflow as tf
 
 from pixelrnn_tf import masks
+from pixelrnn_tf.layers import caches
 
 # Conv2D arguments that a causal convolution keeps at their defaults, and the ways
 # of spelling each default that a caller may still pass.
@@ -103,9 +105,84 @@ class MaskedConv2D(keras.layers.Conv2D):
   def convolution_op(self, inputs, kernel):
     return causal_conv2d(inputs, kernel, self._mask)
 
+  def call(self, inputs):
+    # `Conv2D.call` with the bias added as the rank-1 vector it is. Keras adds it
+    # reshaped to (1, 1, 1, filters); Grappler's oneDNN remapper then fuses a
+    # convolution, its bias and a residual `Add` that also feeds the next block
+    # into one node, fails ("remapper failed: ... fanout ... exist for missing
+    # node") and drops every fusion of the graph. The sum is the same.
+    outputs = self.convolution_op(inputs, self.kernel)
+    if self.use_bias:
+      outputs = outputs + self.bias
+    return self.activation(outputs)
+
   def masked_kernel(self):
     """The kernel as the layer applies it: `(kh, kw, C_in, filters)`, mask applied."""
     return self.kernel * keras.ops.cast(self._mask, self.kernel.dtype)
+
+  # One pixel at a time (the cached samplers). ------------------------------------
+  #
+  # A sampler keeps the layer's input in a row cache: the zero-padded input rows
+  # that the current row's pixels read, `(B, rows, W + kw - 1, C_in)`, the last one
+  # the current row. A pixel writes its input there, reads its window, and once the
+  # row is drawn `next_row` moves the cache down one row: writes copy `rows` rows,
+  # not the whole map, also where no compiler updates it in place.
+
+  @property
+  def window(self):
+    """`(rows, kw)`: the input positions an output pixel reads, the rows up to its
+    own (a causal mask keeps no row below) by the kernel's width."""
+    kh, kw = self.kernel_size
+    return kh // 2 + 1, kw
+
+  def start_cache(self, inputs, row):
+    """The row cache of the input map `(B, H, W, C_in)` at row `row` (an int
+    tensor): its rows `row - rows + 1 .. row`, zero-padded, in float32."""
+    rows, _ = self.window
+    padded = caches.pad_for_window(inputs, self.window)  # (B, H + rows - 1, ...)
+    return caches.window(padded, row, 0, rows, padded.shape[2])
+
+  def write(self, cache, j, values):
+    """The row cache with the input `values` `(B, C_in)` at column `j` of the
+    current row."""
+    return caches.write_pixel(cache, 0, j, values, self.window)
+
+  def next_row(self, cache):
+    """The row cache of the next row: the rows move up one, the new one is zeros."""
+    if self.window[0] == 1:
+      return tf.zeros_like(cache)
+    return tf.concat([cache[:, 1:], tf.zeros_like(cache[:, :1])], 1)
+
+  def pixel_fn(self):
+    """Returns `fn(cache, j) -> (B, filters)`: the layer's float32 output at column
+    `j` of the current row, from its row cache (`start_cache`): one matmul of the
+    window. The weights are read once, here, not in every call."""
+    matrix, bias = self._pixel_weights()
+    rows, kw = self.window
+
+    def at_pixel(cache, j):
+      inputs = caches.window(cache, 0, j, rows, kw)  # (B, rows, kw, C_in)
+      inputs = tf.reshape(inputs, [tf.shape(inputs)[0], -1])
+      return self.activation(tf.matmul(inputs, matrix) + bias)
+
+    return at_pixel
+
+  def vector_fn(self):
+    """Returns `fn(x) -> (B, filters)` of a 1x1 layer: its float32 output for the
+    input vector `x` `(B, C_in)` of one pixel."""
+    if self.window != (1, 1):
+      raise ValueError(f"`vector_fn` is for 1x1 kernels; {self.name!r} is "
+                       f"{self.kernel_size}: use `pixel_fn`.")
+    matrix, bias = self._pixel_weights()
+    return lambda x: self.activation(tf.matmul(x, matrix) + bias)
+
+  def _pixel_weights(self):
+    """The masked kernel's rows up to the centre as a `(rows*kw*C_in, filters)`
+    float32 matrix, and the float32 bias."""
+    rows, kw = self.window
+    kernel = tf.cast(self.masked_kernel(), tf.float32)[:rows]
+    bias = tf.cast(self.bias, tf.float32) if self.use_bias else 0.0
+    return tf.reshape(kernel, (rows * kw * kernel.shape[2], self.filters)), bias
 
   def get_config(self):
     config = super().get_config()

@@ -24,8 +24,14 @@ import numpy as np
 import tensorflow as tf
 
 from pixelrnn_tf import masks
+from pixelrnn_tf.layers import caches
 from pixelrnn_tf.layers.masked_conv import causal_conv2d
 from pixelrnn_tf.layers.shift import slice_axis
+
+# Cache windows (`caches.pad_for_window`): a Row LSTM's input is read on the pixel's
+# row at columns j-1..j+1, the (h, c) states one row up at j-1..j+1 (and for the
+# Diagonal BiLSTM one column left too), the right-to-left states one row up at j.
+_ROW, _ABOVE_3, _ABOVE_1 = (1, 3), (2, 3), (2, 1)
 
 NUM_GATES = 4  # i, f, o, g
 
@@ -232,6 +238,47 @@ class RowLSTM(_RecurrentBase):
     h, c = tf.scan(step, pre_is, initializer=(zeros, zeros))  # (H, B, W, h) each
     return tf.transpose(h, (1, 0, 2, 3)), tf.transpose(c, (1, 0, 2, 3))
 
+  # One pixel at a time (the cached samplers). ------------------------------------
+
+  def start_state(self, inputs):
+    """The float32 caches `step_fn` reads, from the layer input `(B, H, W, C_in)`:
+    the input map (read on the pixel's row at j-1..j) and the `[h | c]` states of
+    every pixel (read one row up at j-1..j+1), side by side in one map: one window
+    read serves both (a separate read of c, fused by XLA into the update that
+    overwrites it, made XLA copy the cache every step)."""
+    h, c = self.hidden_and_cell(inputs)
+    return {"x": caches.pad_for_window(inputs, _ROW),
+            "hc": caches.pad_for_window(tf.concat([h, c], -1), _ABOVE_3)}
+
+  def step_fn(self):
+    """Returns `fn(state, i, j, x) -> (h, state)`: the cell at pixel (i, j) for the
+    layer input `x` `(B, C_in)` there, its float32 hidden state `h` `(B, units)`,
+    and `state` (`start_state`) with `x`, `h` and `c` written at (i, j)."""
+    units = self.units
+    input_matrix = tf.reshape(
+        tf.cast(self.masked_input_kernel(), tf.float32)[0],
+        (-1, NUM_GATES * units))  # (3 C_in, 4h): columns j-1, j, j+1
+    bias = tf.cast(self.bias, tf.float32)
+    # State to state: a 1x3 conv of the previous row's h as one matmul over the
+    # flattened h of row i-1, columns j-1..j+1: `(3h, 4h)`.
+    recurrent_matrix = tf.reshape(tf.cast(self.recurrent_kernel, tf.float32),
+                                  (-1, NUM_GATES * units))
+
+    def step(state, i, j, x):
+      state = dict(state, x=caches.write_pixel(state["x"], i, j, x, _ROW))
+      row = caches.window(state["x"], i, j, 1, 3)  # row i, columns j-1..j+1
+      above = caches.window(state["hc"], i, j, 1, 3)  # row i - 1, j-1..j+1
+      batch = tf.shape(x)[0]
+      pre = (tf.matmul(tf.reshape(row, [batch, -1]), input_matrix) + bias +
+             tf.matmul(tf.reshape(above[..., :units], [batch, -1]),
+                       recurrent_matrix))  # (B, 4h)
+      h, c = lstm_update(pre, above[:, 0, 1, units:])  # c of (i - 1, j)
+      state["hc"] = caches.write_pixel(state["hc"], i, j, tf.concat([h, c], -1),
+                                       _ABOVE_3)
+      return h, state
+
+    return step
+
 
 @keras.saving.register_keras_serializable(package="pixelrnn_tf")
 class DiagonalBiLSTM(_RecurrentBase):
@@ -342,3 +389,70 @@ class DiagonalBiLSTM(_RecurrentBase):
       return tf.stack([left_to_right, tf.reverse(right_to_left, axis=[2])])
 
     return tuple(unskewed(s) for s in states)
+
+  # One pixel at a time (the cached samplers). ------------------------------------
+  #
+  # In the image's own coordinates the left-to-right cell (i, j) follows (i, j - 1)
+  # and (i - 1, j); the right-to-left cell (i, j) follows (i, j + 1) and (i - 1, j)
+  # and reaches the output one row down. So `step_fn` computes the left-to-right
+  # cell of a pixel, and `row_fn`, once row `i` is known, the right-to-left states
+  # of the whole row as one scan along it.
+
+  def start_state(self, inputs):
+    """The float32 caches `step_fn` and `row_fn` read, from the layer input
+    `(B, H, W, C_in)`: the input map, the left-to-right `[h | c]` states (read one
+    row up and one column left) and the right-to-left `h` (read one row up)."""
+    h, c = self.directional_states(inputs)  # (2, B, H, W, h) each
+    return {"x": tf.cast(inputs, tf.float32),
+            "hc": caches.pad_for_window(tf.concat([h[0], c[0]], -1), _ABOVE_3),
+            "h_rtl": caches.pad_for_window(h[1], _ABOVE_1)}
+
+  def _step_weights(self):
+    return (tf.cast(self.masked_input_kernel(), tf.float32),  # (2, C_in, 4h)
+            tf.cast(self.bias, tf.float32),  # (2, 4h)
+            tf.cast(self.recurrent_kernel, tf.float32))  # (2, 2h, 4h)
+
+  def step_fn(self):
+    """Returns `fn(state, i, j, x) -> (y, state)`: for the layer input `x`
+    `(B, C_in)` at pixel (i, j), the layer output `y` `(B, units)` there (the
+    left-to-right cell plus the right-to-left state of (i - 1, j)), and `state`
+    with `x` and the left-to-right `h`, `c` written at (i, j)."""
+    units = self.units
+    input_kernel, bias, recurrent_kernel = self._step_weights()
+
+    def step(state, i, j, x):
+      state = dict(state, x=caches.write_pixel(state["x"], i, j, x, (1, 1)))
+      window = caches.window(state["hc"], i, j, 2, 2)  # rows i-1..i, j-1..j
+      above, left = window[:, 0, 1, :units], window[:, 1, 0, :units]
+      pre = (tf.matmul(x, input_kernel[0]) + bias[0] +
+             tf.matmul(tf.concat([above, left], -1), recurrent_kernel[0]))
+      h, c = lstm_update(pre, window[:, 1, 0, units:])  # c of (i, j - 1)
+      state["hc"] = caches.write_pixel(state["hc"], i, j, tf.concat([h, c], -1),
+                                       _ABOVE_3)
+      right_to_left_above = caches.read_pixel(state["h_rtl"], i, j)  # (i - 1, j)
+      return h + right_to_left_above, state
+
+    return step
+
+  def row_fn(self):
+    """Returns `fn(state, i) -> state`: the right-to-left states of row `i`, from
+    its inputs in `state` (all written), as row `i + 1` reads them."""
+    units = self.units
+    input_kernel, bias, recurrent_kernel = self._step_weights()
+    along_row = recurrent_kernel[1, units:]  # (h, 4h): reads the cell at j + 1
+
+    def step(carry, pre_j):
+      h_right, c_right = carry
+      return lstm_update(pre_j + tf.matmul(h_right, along_row), c_right)
+
+    def row(state, i):
+      inputs = tf.gather(state["x"], i, axis=1)  # (B, W, C_in)
+      above = tf.gather(state["h_rtl"], i, axis=1)  # row i - 1: (B, W, h)
+      pre = (tf.einsum("bwc,cn->wbn", inputs, input_kernel[1]) + bias[1] +
+             tf.einsum("bwc,cn->wbn", above, recurrent_kernel[1, :units]))
+      zeros = tf.zeros_like(pre[0, :, :units])  # (B, h)
+      h_row, _ = tf.scan(step, pre, initializer=(zeros, zeros), reverse=True)
+      return dict(state, h_rtl=caches.write_row(state["h_rtl"], i + 1,
+                                                tf.transpose(h_row, (1, 0, 2))))
+
+    return row
