@@ -283,5 +283,6 @@ def image_grid(images, columns=None):
   pad = tf.zeros((rows * columns - n, h, w, c), images.dtype)
   tiles = tf.concat([images, pad], 0)
   tiles = tf.reshape(tiles, (rows, columns, h, w, c))
-  tiles = tf.transpose(tiles, (0, 2, 1, 3, 4))  # (rows, H, columns, W, C)
-  return tf.reshape(tiles, (rows * h, columns * w, c))
+  # Transposed as float32: oneDNN's integer transposes log an error-level fallback.
+  tiles = tf.transpose(tf.cast(tiles, tf.float32), (0, 2, 1, 3, 4))  # (rows, H, cols, W, C)
+  return tf.cast(tf.reshape(tiles, (rows * h, columns * w, c)), images.dtype)

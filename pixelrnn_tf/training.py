@@ -638,7 +638,8 @@ def _sampler_function(fn, model, train_config):
   """`tf.function(fn)`, compiled with XLA under --jit_compile or where the sampler
   prefers it (`sampling.prefers_xla`)."""
   return tf.function(
-      fn, jit_compile=train_config.jit_compile or sampling.prefers_xla(model))
+      fn, jit_compile=train_config.jit_compile or sampling.prefers_xla(model),
+      autograph=False)  # plain TF ops: nothing to convert
 
 
 def to_display(images, num_levels):

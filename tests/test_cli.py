@@ -150,7 +150,8 @@ def test_a_healthy_run_logs_no_error_and_a_line_per_loop_to_a_file(image_folder,
   result = run(["train.py"], [f"--dataset=folder:{image_folder}",
                               f"--model_dir={tmp_path}/run", "--train_steps=4",
                               "--steps_per_loop=2", "--eval_examples=8",
-                              *TINY_FLAGS, "--num_layers=2"])
+                              *TINY_FLAGS, "--num_layers=2",
+                              "--summary_samples=2"])
   assert result.returncode == 0, result.stderr[-2000:]
   # Error-level lines (C++ or absl: "E" and four digits), but for TensorFlow's own
   # note that it finds no CUDA driver on a machine without a GPU.

@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from pixelrnn_tf import masks
 from pixelrnn_tf.layers import MaskedConv2D
+from pixelrnn_tf.layers import masked_conv
 
 
 def test_3x3_single_group_masks_are_literal():
@@ -109,3 +110,13 @@ def test_bad_arguments_are_pinned(kwargs, message):
 def test_even_kernel_is_rejected():
   with pytest.raises(ValueError, match="odd"):
     MaskedConv2D(4, 2)(np.zeros((1, 4, 4, 1), np.float32))
+
+
+@pytest.mark.parametrize("kernel_size, in_maps, out_maps, mask_type, groups", [
+    ((3, 3), 3, 6, "A", 3), ((7, 7), 1, 4, "A", 1), ((3, 11), 32, 32, "B", 3),
+    ((1, 3), 5, 7, "B", 3), ((1, 1), 6, 6, "A", 3)])
+def test_the_mask_tensor_equals_the_mask(kernel_size, in_maps, out_maps, mask_type,
+                                         groups):
+  np.testing.assert_array_equal(
+      masked_conv.mask_tensor(kernel_size, in_maps, out_maps, mask_type, groups),
+      masks.causal_kernel_mask(kernel_size, in_maps, out_maps, mask_type, groups))

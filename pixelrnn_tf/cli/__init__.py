@@ -6,6 +6,18 @@ Process settings belong here, in the programs, not in the library: `use_onednn`.
 """
 
 import os
+import sys
+
+from absl import app
+
+
+def run_program(main, usage):
+  """Runs the absl program `main`: oneDNN on (`use_onednn`), `usage` as --help's
+  text (absl prints the __main__ module's docstring, and a console script or a
+  top-level wrapper has none of its own)."""
+  sys.modules["__main__"].__doc__ = usage
+  use_onednn()  # before `main` imports TensorFlow
+  app.run(main)
 
 
 def use_onednn():

@@ -284,11 +284,7 @@ def _exit(message, status):
 
 def run():
   """The console entry point: parses the flags and runs `main`."""
-  # absl prints the __main__ module's docstring as --help's usage: a console
-  # script or the top-level wrapper has none of its own.
-  sys.modules["__main__"].__doc__ = __doc__
-  cli.use_onednn()  # before `main` imports TensorFlow
-  app.run(main)
+  cli.run_program(main, __doc__)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Masked 2-D convolution: a `keras.layers.Conv2D` that never reads the future."""
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from pixelrnn_tf import masks
@@ -11,6 +12,23 @@ from pixelrnn_tf.layers import caches
 FIXED_ARGUMENTS = {"padding": ("same",), "strides": (1, (1, 1), [1, 1]),
                    "dilation_rate": (1, (1, 1), [1, 1]),
                    "data_format": ("channels_last",)}
+
+
+def mask_tensor(kernel_size, in_channels, out_channels, mask_type, num_groups):
+  """`masks.causal_kernel_mask` as a tensor composed of small constants.
+
+  The `(kh, kw, C_in, C_out)` mask is the sum of a spatial part (the rows above and
+  the taps left of the centre read every channel) and the centre tap times the
+  `(C_in, C_out)` channel mask: a graph (and a SavedModel, one copy per signature)
+  then holds `2 kh kw + C_in C_out` numbers per layer, not `kh kw C_in C_out`.
+  """
+  kh, kw = kernel_size
+  spatial = masks.causal_kernel_mask(kernel_size, 1, 1, "A", 1)[:, :, 0, 0]
+  centre = np.zeros((kh, kw), np.float32)
+  centre[kh // 2, kw // 2] = 1.0
+  channel = masks.channel_mask(in_channels, out_channels, mask_type, num_groups)
+  return (tf.constant(spatial)[:, :, None, None] +
+          tf.constant(centre)[:, :, None, None] * tf.constant(channel))
 
 
 def causal_conv2d(inputs, kernel, mask):
@@ -24,8 +42,8 @@ def causal_conv2d(inputs, kernel, mask):
   Args:
     inputs: `(B, H, W, C_in)`.
     kernel: `(kh, kw, C_in, C_out)`, odd `kh` and `kw`.
-    mask: 0/1 array of the kernel's shape, zero below the centre row and, in the
-      centre row, right of the centre.
+    mask: 0/1 array or tensor of the kernel's shape, zero below the centre row
+      and, in the centre row, right of the centre.
 
   Returns:
     `(B, H, W, C_out)`, equal to the full 'same' convolution with `kernel * mask`.
@@ -99,11 +117,15 @@ class MaskedConv2D(keras.layers.Conv2D):
   def build(self, input_shape):
     super().build(input_shape)
     kh, kw, in_channels, out_channels = self.kernel.shape
-    self._mask = masks.causal_kernel_mask(
-        (kh, kw), in_channels, out_channels, self.mask_type, self.num_groups)
+    self._mask_args = ((kh, kw), in_channels, out_channels, self.mask_type,
+                       self.num_groups)
+
+  def _mask(self):
+    """The kernel's causal mask as a tensor (`mask_tensor`)."""
+    return mask_tensor(*self._mask_args)
 
   def convolution_op(self, inputs, kernel):
-    return causal_conv2d(inputs, kernel, self._mask)
+    return causal_conv2d(inputs, kernel, self._mask())
 
   def call(self, inputs):
     # `Conv2D.call` with the bias added as the rank-1 vector it is. Keras adds it
@@ -118,7 +140,7 @@ class MaskedConv2D(keras.layers.Conv2D):
 
   def masked_kernel(self):
     """The kernel as the layer applies it: `(kh, kw, C_in, filters)`, mask applied."""
-    return self.kernel * keras.ops.cast(self._mask, self.kernel.dtype)
+    return self.kernel * keras.ops.cast(self._mask(), self.kernel.dtype)
 
   # One pixel at a time (the cached samplers). ------------------------------------
   #

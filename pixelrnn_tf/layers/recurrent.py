@@ -223,7 +223,7 @@ class RowLSTM(_RecurrentBase):
     zeros = tf.zeros_like(pre_is[0, ..., :self.units])  # (B, W, h)
     width = zeros.shape[1]
     # The 1x3 state-to-state conv as one matmul over the taps [w-1 | w | w+1]:
-    # XLA on CPU runs it (and its gradient) about twice as fast as a conv1d.
+    # faster on CPU than a conv1d, with or without XLA.
     recurrent_kernel = tf.reshape(
         self.recurrent_kernel, (self.kernel_width * self.units, -1))  # (3h, 4h)
 
@@ -232,7 +232,10 @@ class RowLSTM(_RecurrentBase):
       padded = tf.pad(h_prev, [[0, 0], [1, 1], [0, 0]])  # (B, W+2, h)
       taps = tf.concat([slice_axis(padded, 1, k, width) for k in range(3)],
                        axis=-1)  # (B, W, 3h): columns w-1, w, w+1
-      pre_ss = tf.einsum("bwc,cn->bwn", taps, recurrent_kernel)  # (B, W, 4h)
+      # One 2-D matmul: faster on CPU than the same einsum.
+      pre_ss = tf.reshape(tf.matmul(tf.reshape(taps, (-1, 3 * self.units)),
+                                    recurrent_kernel),
+                          tf.shape(pre_row))  # (B, W, 4h)
       return lstm_update(pre_row + pre_ss, c_prev)
 
     h, c = tf.scan(step, pre_is, initializer=(zeros, zeros))  # (H, B, W, h) each

@@ -79,9 +79,8 @@ def card(name, model, model_config, train_config, records, result, recipe,
   for record in records:
     if record["machine"] not in machines:
       machines.append(record["machine"])
-  figure = ({"validation_bits_per_dim": result["bits_per_dim"]}
-            if model_config.num_levels > 2 else
-            {"validation_nll_nats": result["nll_nats"]})
+  bits = ({"validation_bits_per_dim": result["bits_per_dim"]}
+          if model_config.num_levels > 2 else {})
   return {
       "name": name,
       "family": model_config.model,
@@ -94,13 +93,13 @@ def card(name, model, model_config, train_config, records, result, recipe,
       "commands": [" ".join(r["command"]) for r in records],
       "steps": int(result["step"]),
       "batch_size": train_config.batch_size,
-      "training_wall_hours": round(history.total_hours(records), 3),
+      "training_wall_hours": round(history.total_hours(records), 4),
       "runs": len(records),
       "machines": machines,
       "trained_from": records[0]["start"] if records else None,
       "trained_until": records[-1]["end"] if records else None,
-      **figure,
-      "validation_nll_nats_exact": result["nll_nats"],
+      "validation_nll_nats": result["nll_nats"],
+      **bits,
       "validation_split": result["split"],
       "validation_examples": result["num_examples"],
       "paper_test_nll_nats": PAPER_TEST_NLL.get(model_config.model)
