@@ -322,9 +322,10 @@ class _ServingModule(tf.Module):
   """Holds the network's variables, the config asset and the signature functions.
 
   Built by hand rather than with `keras.export.ExportArchive`: the contract
-  includes `assets/config.json`, a `tf.saved_model.Asset`, which ExportArchive has
-  no public way to add. The Keras model is closed over, not tracked: the SavedModel
-  holds its variables and the traced graphs only, so loading needs no Keras class.
+  includes `assets/config.json`, a `tf.saved_model.Asset`, and an ExportArchive
+  (Keras 3.15) that tracks one writes the signatures and variables but leaves
+  `assets/` empty. The Keras model is closed over, not tracked: the SavedModel holds
+  its variables and the traced graphs only, so loading needs no Keras class.
   """
 
   def __init__(self, model, model_config, metadata, config_path, xla_samplers):
