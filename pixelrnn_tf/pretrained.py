@@ -25,9 +25,9 @@ import tensorflow as tf
 
 from pixelrnn_tf import configs
 from pixelrnn_tf import models
-from pixelrnn_tf import score
 
 PREFIX = "pretrained:"  # `--init_from=pretrained:NAME`
+VERSION = "1"  # the SavedModel version folder of every shipped model
 CARD_FILE = "card.json"
 WEIGHTS_FILE = "model.weights.h5"
 _PACKAGE = os.path.dirname(os.path.abspath(__file__))
@@ -69,7 +69,7 @@ def path(name):
 
 def load(name):
   """The SavedModel of the shipped model `name` (`tf.saved_model.load`)."""
-  return tf.saved_model.load(score.saved_model_path(path(name)))
+  return tf.saved_model.load(os.path.join(path(name), VERSION))
 
 
 def build(name):

@@ -135,7 +135,7 @@ def main(argv):
                    FLAGS.recipe, FLAGS.dataset_note), f, indent=2)
     f.write("\n")
   # Exported from the folder itself: its metadata carries the shipped config.
-  export.export(building, building, version=1)
+  export.export(building, building, version=int(pretrained.VERSION))
   size = folder_mb(building)
   if size > FLAGS.max_mb:
     raise SystemExit(f"error: {building} is {size:.1f} MB, over {FLAGS.max_mb} MB.")
