@@ -264,6 +264,12 @@ def _load_folder(root, split, image_size, channels, num_levels, bad_files):
       raise DataError(
           f"Image folder {root!r} has no {split!r} subfolder; without split "
           "subfolders only 'train' and 'validation' (a 5% hash split) exist.")
+  if not files and all_files and not os.path.isdir(split_dir):
+    raise DataError(
+        f"The {FOLDER_VALIDATION_PERCENT}% hash split of the {len(all_files)} images "
+        f"under {root!r} left none for split {split!r}. Add a {root}/validation/ "
+        "folder (and move the training images to train/), add images, or train "
+        "without validation (--eval_every_loops=0).")
   if not files:
     raise DataError(
         f"No images ({', '.join(IMAGE_EXTENSIONS[:3])}) found for split {split!r} "

@@ -317,6 +317,14 @@ def train(model_dir, model_config, train_config, strategy=None, verbose=1,
   train_ds, info = load_split(train_config, "train")
   _check_dataset_fits(train_ds, info, model_config)
   labels = bool(model_config.num_classes)
+  validation = {}
+  if train_config.eval_every_loops:
+    eval_split = data.default_eval_split(train_config.dataset)
+    val_ds, _ = load_split(train_config, eval_split)
+    validation = dict(
+        validation_data=data.eval_pipeline(
+            val_ds.take(train_config.eval_examples).cache(), 256, labels),
+        validation_freq=train_config.eval_every_loops)
   policy = (distribute.mixed_precision_policy() if train_config.mixed_precision
             else "float32")
   with strategy.scope(), distribute.dtype_policy(policy):
@@ -344,14 +352,6 @@ def train(model_dir, model_config, train_config, strategy=None, verbose=1,
     callbacks.insert(0, _ScheduleLearningRate(learning_rate_schedule(train_config)))
   if chief:
     callbacks.append(keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")))
-  validation = {}
-  if train_config.eval_every_loops:
-    eval_split = data.default_eval_split(train_config.dataset)
-    val_ds, _ = load_split(train_config, eval_split)
-    validation = dict(
-        validation_data=data.eval_pipeline(
-            val_ds.take(train_config.eval_examples).cache(), 256, labels),
-        validation_freq=train_config.eval_every_loops)
   start = time.time()
   fit = model.fit
   if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):

@@ -298,3 +298,14 @@ def test_classes_are_numbered_over_every_split(tmp_path):
     assert info.class_names == ("a", "b", "c")
     labels[split] = sorted(int(ex["label"]) for ex in ds.as_numpy_iterator())
   assert labels == {"train": [0, 1, 2], "validation": [1, 2]}
+
+
+def test_a_hash_split_that_leaves_no_validation_image_says_what_to_do(tmp_path):
+  names = [n for n in (f"{k}.png" for k in range(100)) if not data._held_out(n)][:3]
+  for name in names:
+    write_pngs(str(tmp_path), np.zeros((1, 4, 4, 1), np.uint8))
+    os.rename(tmp_path / "0000.png", tmp_path / name)
+  data.load(f"folder:{tmp_path}", "train", image_size=4)
+  with pytest.raises(data.DataError, match="hash split of the 3 images .* left none "
+                     "for split 'validation'.*--eval_every_loops=0"):
+    data.load(f"folder:{tmp_path}", "validation", image_size=4)
