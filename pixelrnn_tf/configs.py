@@ -65,8 +65,8 @@ class TrainConfig:
   image_size: int | None = None
   batch_size: int = 64
   train_steps: int = 20_000
-  learning_rate: float = 1e-3
-  lr_schedule: str = "constant"
+  learning_rate: float = 3e-3
+  lr_schedule: str = "cosine"
   warmup_steps: int = 0
   steps_per_loop: int = 500
   eval_every_loops: int = 1

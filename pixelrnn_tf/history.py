@@ -114,3 +114,9 @@ class Run:
 def total_hours(records):
   """The wall time of all `records`, in hours."""
   return sum(r["wall_seconds"] for r in records) / 3600.0
+
+
+def total_steps(records):
+  """The optimizer steps of all `records`: a fine-tuned model counts its parent's
+  steps and its own (its step counter starts again at 0)."""
+  return sum(r["last_step"] - r["first_step"] for r in records)

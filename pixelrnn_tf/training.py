@@ -192,7 +192,7 @@ def load_trained(source):
   Returns:
     `(model, model_config, train_config, step)`: the network (float32) with the
     newest intact checkpoint's weights (a model_dir) or `model.weights.h5`'s (a
-    shipped folder, whose step is its card's).
+    shipped folder, whose step is its card's `checkpoint_step`).
 
   Raises:
     TrainingError: nothing trained there.
@@ -203,7 +203,8 @@ def load_trained(source):
     model = models.build(model_config)
     model.load_weights(weights)
     with tf.io.gfile.GFile(os.path.join(source, pretrained.CARD_FILE)) as f:
-      return model, model_config, train_config, int(json.load(f)["steps"])
+      return model, model_config, train_config, int(
+          json.load(f)["checkpoint_step"])
   model, optimizer, manager = build_and_restore(source, model_config)
   if not manager.latest_checkpoint:
     raise TrainingError(

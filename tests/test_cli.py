@@ -162,3 +162,14 @@ def test_a_healthy_run_logs_no_error_and_a_line_per_loop_to_a_file(image_folder,
   assert "\r" not in result.stdout and "\x1b[" not in result.stdout
   loops = [line for line in result.stdout.splitlines() if "loss:" in line]
   assert len(loops) == 2, result.stdout
+
+
+def test_train_flags_default_to_the_library_defaults():
+  """`train.py` and `configs.TrainConfig()` train the same way by default."""
+  # pylint: disable-next=g-import-not-at-top
+  from pixelrnn_tf.cli import train as train_cli
+  library = configs.TrainConfig()
+  for name in train_cli.TRAIN_FLAGS:
+    assert train_cli.FLAGS[name].default == getattr(library, name), name
+  assert train_cli.FLAGS["train_steps"].default is None  # "20,000" via TrainConfig
+  assert (library.learning_rate, library.lr_schedule) == (3e-3, "cosine")

@@ -1,10 +1,12 @@
 """Shipped models: the shipping tool, loading by name everywhere, fine-tuning, and
 the models in pretrained/ themselves."""
 
+import dataclasses
 import json
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -75,7 +77,8 @@ def test_the_shipped_folder_holds_a_servable_model_and_an_honest_card(
   assert card["validation_examples"] == evaluated["num_examples"] == 16
   metadata = pretrained.load(NAME).signatures["metadata"]()
   assert metadata["validation_nll"].numpy() == np.float32(evaluated["nll_nats"])
-  assert card["steps"] == 6 == int(metadata["step"].numpy())
+  assert card["steps"] == card["checkpoint_step"] == 6 == int(
+      metadata["step"].numpy())
   assert card["family"] == "pixelcnn" and card["batch_size"] == 8
   runs = history.read(model_dir)
   assert card["training_wall_hours"] == round(history.total_hours(runs), 4) > 0
@@ -139,6 +142,7 @@ def test_fine_tuning_starts_from_the_shipped_weights_with_a_fresh_optimizer(
     np.testing.assert_allclose(a, b, atol=1e-6)
   records = history.read(tuned)
   assert records[:-1] == history.read(model_dir) and records[-1]["last_step"] == 1
+  assert history.total_steps(records) == 6 + 1  # the parent's steps and its own
   assert configs.load_config(tuned)[1].init_from == f"pretrained:{NAME}"
 
   for flags, field in ((["--num_layers=2"], "num_layers=1"),
@@ -203,7 +207,8 @@ def test_a_shipped_model_is_what_its_card_says(name):
   with open(os.path.join(folder, "eval_validation.json")) as f:
     evaluated = json.load(f)
   assert card["validation_examples"] == evaluated["num_examples"]
-  assert card["steps"] == evaluated["step"]
+  assert card["checkpoint_step"] == evaluated["step"]
+  assert card["steps"] == history.total_steps(history.read(folder))
   assert card["batch_size"] == train_config.batch_size
   assert card["training_wall_hours"] == round(
       history.total_hours(history.read(folder)), 4)
@@ -228,3 +233,73 @@ def test_a_shipped_model_is_what_its_card_says(name):
   ours = distributions.log_prob(model(models.network_inputs(model, images, labels)),
                                 images, model_config.num_levels).numpy()
   np.testing.assert_allclose(served, ours, rtol=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SHIPPED)
+def test_a_shipped_savedmodel_is_causal(name):
+  """Perturbing one sub-pixel leaves every earlier conditional of the served
+  `pixel_log_prob` unchanged and moves some later one."""
+  served = pretrained.load(name).signatures["serving_default"]
+  model_config = configs.load_config(pretrained.path(name))[0]
+  levels = model_config.num_levels
+  order = np.stack(np.unravel_index(  # (H*W*C, 3) sub-pixels in drawing order
+      models.generation_order(model_config.model, model_config.image_shape),
+      model_config.image_shape), -1)
+  rng = np.random.default_rng(1)
+  image = rng.integers(0, levels, (1, *model_config.image_shape), np.uint8)
+  extra = ({"labels": tf.constant([0], tf.int32)} if model_config.num_classes
+           else {})
+  base = served(images=tf.constant(image), **extra)["pixel_log_prob"].numpy()[0]
+  for k in (0, len(order) // 3, len(order) // 2 + 1, len(order) - 2):
+    i, j, c = order[k]
+    changed = image.copy()
+    changed[0, i, j, c] = (changed[0, i, j, c] + 1) % levels
+    out = served(images=tf.constant(changed), **extra)["pixel_log_prob"].numpy()[0]
+    diff = np.abs(out - base)
+    assert all(diff[tuple(p)] == 0 for p in order[:k]), (name, k)
+    assert max(diff[tuple(p)] for p in order[k + 1:]) > 0, (name, k)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name", [n for n in SHIPPED if pretrained.card(n)["dataset"] == "binarized_mnist"])
+def test_a_shipped_model_scores_the_first_validation_images_as_its_card_says(
+    name, shared_tfds_dir):
+  """The SavedModel's mean NLL over the first 1,000 validation images, through
+  `serving_default`, is the card's (computed by the shipping tool from the Keras
+  weights)."""
+  card = pretrained.card(name)
+  _, train_config = configs.load_config(pretrained.path(name))
+  ds, _ = training.load_split(
+      dataclasses.replace(train_config, data_dir=shared_tfds_dir), "validation")
+  images = np.stack([ex["image"].numpy() for ex in ds.take(1000)])
+  served = pretrained.load(name).signatures["serving_default"]
+  log_probs = np.concatenate([
+      served(images=tf.constant(batch))["log_prob"].numpy()
+      for batch in np.split(images, 4)])
+  assert len(log_probs) == 1000
+  assert abs(-log_probs.astype(np.float64).mean()
+             - card["validation_nll_nats_first_1000"]) < 1e-3
+
+
+@pytest.mark.slow
+def test_the_quick_start_scores_and_samples_with_a_shipped_model(tmp_path):
+  """README's two quick-start commands, each under a minute."""
+  name = "pixelcnn_binarized_mnist"
+  if name not in SHIPPED:
+    pytest.skip(f"{name} is not shipped")
+  started = time.monotonic()
+  result = run(["-m", "pixelrnn_tf.score", f"--pretrained={name}", "docs/digit.png"])
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert time.monotonic() - started < 60
+  line = json.loads(result.stdout.splitlines()[0])
+  assert line["path"] == "docs/digit.png" and 0 < line["nats"] < 200
+  grid = tmp_path / "samples.png"
+  started = time.monotonic()
+  result = run(["train.py", "--mode=sample", f"--pretrained={name}",
+                f"--output={grid}"])
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert time.monotonic() - started < 60
+  picture = tf.io.decode_png(grid.read_bytes()).numpy()
+  assert picture.shape[0] >= 4 * 28 and picture.std() > 0  # 16 drawn digits, not blank

@@ -63,9 +63,9 @@ flags.DEFINE_integer("train_steps", None, "Total optimizer steps (default 20,000
                      lower_bound=1)
 flags.DEFINE_float("epochs", None, "Train for this many passes over the train "
                    "split instead of --train_steps.", lower_bound=1e-9)
-flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate (peak, with a "
+flags.DEFINE_float("learning_rate", 3e-3, "Adam learning rate (peak, with a "
                    "schedule).", lower_bound=1e-12)
-flags.DEFINE_enum("lr_schedule", "constant", ["constant", "cosine"],
+flags.DEFINE_enum("lr_schedule", "cosine", ["constant", "cosine"],
                   "Learning rate after the warmup: constant, or cosine decay to 0 "
                   "at --train_steps.")
 flags.DEFINE_integer("warmup_steps", 0, "Steps of linear learning-rate warmup from 0.",

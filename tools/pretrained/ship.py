@@ -11,8 +11,11 @@ for its newest checkpoint over the whole validation split. The folder gets:
   config.json            the model_dir's, with the machine's TFDS data_dir left out
   eval_validation.json   the validation figure the card and the metadata carry
   history.json           every training run (`pixelrnn_tf.history`)
-  card.json              family, dataset, config, parameters, commands, steps,
-                         batch size, wall hours, machines, dates, validation NLL
+  card.json              family, dataset, config, parameters, commands, steps
+                         (summed over every run, a parent's included), the
+                         checkpoint's own step, batch size, wall hours, machines,
+                         dates, validation NLL (all of the split, and of
+                         its first 1,000 images)
 
 and a sample grid goes to `docs/pretrained/<name>.png`. The folder is built beside
 the old one and swapped in at the end; one over `--max_mb` is refused.
@@ -45,6 +48,7 @@ FLAGS = flags.FLAGS
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # The paper's test NLL (nats) for binarized MNIST, where it reports one.
 PAPER_TEST_NLL = {"pixelcnn": 81.30, "row_lstm": 80.54, "diagonal_bilstm": 79.20}
+FIRST_IMAGES = 1000
 
 
 def check_evaluated(model_dir, step):
@@ -70,8 +74,19 @@ def check_evaluated(model_dir, step):
   return result
 
 
-def card(name, model, model_config, train_config, records, result, recipe,
-         dataset_note):
+def first_images_nll(model, model_config, train_config, count=FIRST_IMAGES):
+  """The mean NLL (nats) of `model` over the first `count` validation images: a
+  figure anyone with the data can check in seconds (tests/test_pretrained.py)."""
+  # pylint: disable-next=g-import-not-at-top
+  from pixelrnn_tf import data, training
+  ds, _ = training.load_split(train_config, data.default_eval_split(
+      train_config.dataset))
+  batches = data.eval_pipeline(ds.take(count), 250, bool(model_config.num_classes))
+  return training.mean_nll(model, batches, model_config.num_levels)[0]
+
+
+def card(name, model, model_config, train_config, records, result, first_nll,
+         recipe, dataset_note):
   """The model card (see the module docstring) as a dict."""
   # pylint: disable-next=g-import-not-at-top
   from pixelrnn_tf import history
@@ -91,7 +106,8 @@ def card(name, model, model_config, train_config, records, result, recipe,
       "parameters": int(model.count_params()),
       "recipe": recipe,
       "commands": [" ".join(r["command"]) for r in records],
-      "steps": int(result["step"]),
+      "steps": history.total_steps(records),
+      "checkpoint_step": int(result["step"]),
       "batch_size": train_config.batch_size,
       "training_wall_hours": round(history.total_hours(records), 4),
       "runs": len(records),
@@ -102,6 +118,7 @@ def card(name, model, model_config, train_config, records, result, recipe,
       **bits,
       "validation_split": result["split"],
       "validation_examples": result["num_examples"],
+      f"validation_nll_nats_first_{FIRST_IMAGES}": first_nll,
       "paper_test_nll_nats": PAPER_TEST_NLL.get(model_config.model)
                              if model_config.num_levels == 2 else None,
   }
@@ -132,6 +149,7 @@ def main(argv):
     shutil.copy(os.path.join(FLAGS.model_dir, name), building)
   with open(os.path.join(building, pretrained.CARD_FILE), "w") as f:
     json.dump(card(FLAGS.name, model, model_config, shipped_train, records, result,
+                   first_images_nll(model, model_config, train_config),
                    FLAGS.recipe, FLAGS.dataset_note), f, indent=2)
     f.write("\n")
   # Exported from the folder itself: its metadata carries the shipped config.
