@@ -75,6 +75,9 @@ def test_the_shipped_folder_holds_a_servable_model_and_an_honest_card(
   assert card["validation_bits_per_dim"] == evaluated["bits_per_dim"]
   assert card["validation_nll_nats"] == evaluated["nll_nats"]
   assert card["validation_examples"] == evaluated["num_examples"] == 16
+  # Its split has fewer than 1,000 images: the first 1,000 are all of them.
+  assert card["validation_nll_nats_first_1000"] == pytest.approx(
+      evaluated["nll_nats"], rel=1e-6)
   metadata = pretrained.load(NAME).signatures["metadata"]()
   assert metadata["validation_nll"].numpy() == np.float32(evaluated["nll_nats"])
   assert card["steps"] == card["checkpoint_step"] == 6 == int(
