@@ -21,10 +21,14 @@ def random_map(channels, seed=0):
                      tf.float32)
 
 
-def randomize(layer):
+def output_with_random_weights(layer, inputs):
+  """Builds `layer` for `inputs`, gives it random weights, and returns its output
+  for the whole map."""
+  layer(inputs)  # builds the weights
   rng = np.random.default_rng(1)
   for v in layer.weights:
     v.assign(rng.normal(0.0, 0.5, v.shape).astype(np.float32))
+  return layer(inputs).numpy()
 
 
 @pytest.mark.parametrize("kernel_size, mask_type, groups", [
@@ -33,9 +37,7 @@ def test_masked_conv_pixel_fn_matches_call(kernel_size, mask_type, groups):
   layer = MaskedConv2D(6, kernel_size, mask_type=mask_type, num_groups=groups,
                        activation="relu")
   inputs = random_map(3)
-  layer(inputs)  # builds the weights
-  randomize(layer)
-  expected = layer(inputs).numpy()
+  expected = output_with_random_weights(layer, inputs)
   at_pixel = layer.pixel_fn()
   cache = layer.start_cache(tf.zeros_like(inputs), 0)
   for i in range(H):
@@ -48,9 +50,7 @@ def test_masked_conv_pixel_fn_matches_call(kernel_size, mask_type, groups):
 def test_masked_conv_row_cache_starts_at_any_row():
   layer = MaskedConv2D(4, (3, 3), num_groups=1)
   inputs = random_map(2)
-  layer(inputs)
-  randomize(layer)
-  expected = layer(inputs).numpy()
+  expected = output_with_random_weights(layer, inputs)
   for row in range(H):
     cache = layer.start_cache(inputs, tf.constant(row))
     np.testing.assert_allclose(layer.pixel_fn()(cache, 2), expected[:, row, 2],
@@ -62,9 +62,7 @@ def test_masked_conv_row_cache_starts_at_any_row():
 def test_row_lstm_step_matches_call():
   layer = RowLSTM(3, num_groups=3)
   inputs = random_map(6)
-  layer(inputs)
-  randomize(layer)
-  expected = layer(inputs).numpy()
+  expected = output_with_random_weights(layer, inputs)
   step = layer.step_fn()
   state = layer.start_state(tf.zeros_like(inputs))
   for i in range(H):
@@ -76,9 +74,7 @@ def test_row_lstm_step_matches_call():
 def test_diagonal_bilstm_steps_match_call():
   layer = DiagonalBiLSTM(3, num_groups=1)
   inputs = random_map(4)
-  layer(inputs)
-  randomize(layer)
-  expected = layer(inputs).numpy()
+  expected = output_with_random_weights(layer, inputs)
   step, row = layer.step_fn(), layer.row_fn()
   state = layer.start_state(tf.zeros_like(inputs))
   for i in range(H):

@@ -20,10 +20,10 @@ import sys
 
 from absl import app
 from absl import flags
+from absl import logging
 
 from pixelrnn_tf import cli
 from pixelrnn_tf import families
-from absl import logging
 
 # The largest batch the SavedModel's `sample` signature draws (export.MAX_SAMPLES).
 MAX_SAMPLES = 1024

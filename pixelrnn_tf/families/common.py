@@ -1,5 +1,6 @@
 """Layers every family shares: the 7x7 mask-A input layer, the output layers, and
-residual dropout, each with what a cached sampler needs of it."""
+residual dropout, each with what a cached sampler needs of it; and the default size
+of every family but the PixelCNN."""
 
 import dataclasses
 
@@ -8,6 +9,10 @@ import tensorflow as tf
 
 from pixelrnn_tf import distributions
 from pixelrnn_tf.layers import MaskedConv2D
+
+
+# The default size of every family but the PixelCNN (`Family.default_sizes`).
+DEFAULT_SIZES = dict(num_layers=12, hidden_dims=16, output_dims=32, kernel_width=3)
 
 
 def first_layer(x, config):

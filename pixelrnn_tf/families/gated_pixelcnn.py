@@ -208,6 +208,5 @@ def cached_network(model, parts, inputs, start_row):
 
 FAMILY = base.Family(
     name="gated_pixelcnn", network=network, cached_network=cached_network,
-    default_sizes=dict(num_layers=12, hidden_dims=16, output_dims=32,
-                       kernel_width=3),
+    default_sizes=common.DEFAULT_SIZES,
     takes_labels=True, check_config=common.check_kernel_width)

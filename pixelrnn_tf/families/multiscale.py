@@ -124,6 +124,5 @@ def check_config(config):
 FAMILY = base.Family(
     name="multiscale", network=network, cached_network=cached_network,
     complete_cached=complete_cached, generation_order=generation_order,
-    default_sizes=dict(num_layers=12, hidden_dims=16, output_dims=32,
-                       kernel_width=3),
+    default_sizes=common.DEFAULT_SIZES,
     check_config=check_config)

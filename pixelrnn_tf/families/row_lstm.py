@@ -19,6 +19,5 @@ def network(x, config, images, labels):
 
 FAMILY = base.Family(
     name="row_lstm", network=network, cached_network=recurrent_stack.cached_network,
-    default_sizes=dict(num_layers=12, hidden_dims=16, output_dims=32,
-                       kernel_width=3),
+    default_sizes=common.DEFAULT_SIZES,
     check_config=common.check_kernel_width)

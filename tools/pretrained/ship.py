@@ -51,11 +51,17 @@ PAPER_TEST_NLL = {"pixelcnn": 81.30, "row_lstm": 80.54, "diagonal_bilstm": 79.20
 FIRST_IMAGES = 1000
 
 
-def check_evaluated(model_dir, step):
-  """The model_dir's validation result; refuses one that is not `--mode=eval`'s
-  for checkpoint `step` over the whole split."""
+def validation_split(train_config):
+  """The dataset's validation split (`training.load_split`) on this machine."""
   # pylint: disable-next=g-import-not-at-top
-  from pixelrnn_tf import configs, data, training
+  from pixelrnn_tf import data, training
+  return training.load_split(train_config, data.default_eval_split(
+      train_config.dataset))[0]
+
+
+def check_evaluated(model_dir, step, validation):
+  """The model_dir's validation result; refuses one that is not `--mode=eval`'s
+  for checkpoint `step` over the whole `validation` split."""
   path = os.path.join(model_dir, "eval_validation.json")
   if not os.path.exists(path):
     raise SystemExit(f"error: no {path}: run train.py --mode=eval first.")
@@ -64,24 +70,20 @@ def check_evaluated(model_dir, step):
   if result["step"] != step:
     raise SystemExit(f"error: {path} is for step {result['step']}, the newest "
                      f"checkpoint is step {step}: evaluate again.")
-  _, train_config = configs.load_config(model_dir)
-  ds, _ = training.load_split(train_config, data.default_eval_split(
-      train_config.dataset))
-  size = int(ds.reduce(0, lambda n, _: n + 1).numpy())
+  size = int(validation.reduce(0, lambda n, _: n + 1).numpy())
   if result["num_examples"] != size:
     raise SystemExit(f"error: {path} scored {result['num_examples']} of the "
                      f"{size} validation images: evaluate the whole split.")
   return result
 
 
-def first_images_nll(model, model_config, train_config, count=FIRST_IMAGES):
-  """The mean NLL (nats) of `model` over the first `count` validation images: a
-  figure anyone with the data can check in seconds (tests/test_pretrained.py)."""
+def first_images_nll(model, model_config, validation, count=FIRST_IMAGES):
+  """The mean NLL (nats) of `model` over the first `count` images of `validation`:
+  a figure anyone with the data can check in seconds (tests/test_pretrained.py)."""
   # pylint: disable-next=g-import-not-at-top
   from pixelrnn_tf import data, training
-  ds, _ = training.load_split(train_config, data.default_eval_split(
-      train_config.dataset))
-  batches = data.eval_pipeline(ds.take(count), 250, bool(model_config.num_classes))
+  batches = data.eval_pipeline(validation.take(count), 250,
+                               bool(model_config.num_classes))
   return training.mean_nll(model, batches, model_config.num_levels)[0]
 
 
@@ -135,7 +137,8 @@ def main(argv):
   # pylint: disable-next=g-import-not-at-top
   from pixelrnn_tf import configs, export, history, pretrained, training
   model, model_config, train_config, step = training.load_trained(FLAGS.model_dir)
-  result = check_evaluated(FLAGS.model_dir, step)
+  validation = validation_split(train_config)
+  result = check_evaluated(FLAGS.model_dir, step, validation)
   records = history.read(FLAGS.model_dir)
   target = os.path.join(FLAGS.pretrained_dir or os.path.join(ROOT, "pretrained"),
                         FLAGS.name)
@@ -149,7 +152,7 @@ def main(argv):
     shutil.copy(os.path.join(FLAGS.model_dir, name), building)
   with open(os.path.join(building, pretrained.CARD_FILE), "w") as f:
     json.dump(card(FLAGS.name, model, model_config, shipped_train, records, result,
-                   first_images_nll(model, model_config, train_config),
+                   first_images_nll(model, model_config, validation),
                    FLAGS.recipe, FLAGS.dataset_note), f, indent=2)
     f.write("\n")
   # Exported from the folder itself: its metadata carries the shipped config.
