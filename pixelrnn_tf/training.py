@@ -354,7 +354,8 @@ def train(model_dir, model_config, train_config, strategy=None, verbose=1,
   if chief:
     callbacks.append(keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")))
   start = time.time()
-  fit = model.fit
+  # The input stream is shuffled already (`data.train_pipeline`).
+  fit = functools.partial(model.fit, shuffle=False)
   if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
     fit = functools.partial(_fit_multi_worker, model, strategy,
                             model_config.num_levels, train_config.batch_size)

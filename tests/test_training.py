@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import keras
 import numpy as np
@@ -71,7 +72,10 @@ def test_train_writes_config_checkpoints_logs_and_eval_json(image_folder, tmp_pa
                                    summary_samples=2, jit_compile=True)
   model_config = tiny_model_config(train_config)
   model_dir = str(tmp_path / "run")
-  training.train(model_dir, model_config, train_config, verbose=0)
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    training.train(model_dir, model_config, train_config, verbose=0)
+  assert not [w for w in caught if "shuffle" in str(w.message)]  # fit's own notice
   assert configs.load_config(model_dir) == (model_config, train_config)
   assert tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints")).endswith(
       "ckpt-6")
