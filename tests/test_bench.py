@@ -90,6 +90,35 @@ def test_step_time_times_the_size_and_block_width_asked_for(tmp_path):
 
 
 @pytest.mark.slow
+def test_step_time_times_the_image_shape_levels_and_classes_asked_for(tmp_path):
+  from pixelrnn_tf import models  # pylint: disable=g-import-not-at-top
+  size = dict(model="gated_pixelcnn", num_layers=1, hidden_dims=8, output_dims=16)
+  params = models.build(models.ModelConfig(
+      image_shape=(8, 8, 3), num_levels=256, num_classes=10, **size)).count_params()
+  # Each of the three settings changes the count: RGB, 256 levels, class vectors.
+  for other in (dict(image_shape=(8, 8, 1), num_levels=256, num_classes=10),
+                dict(image_shape=(8, 8, 3), num_levels=2, num_classes=10),
+                dict(image_shape=(8, 8, 3), num_levels=256, num_classes=0)):
+    assert models.build(models.ModelConfig(**other, **size)).count_params() != params
+  _, report = quick_report("step_time",
+                           ["--models=gated_pixelcnn", "--num_layers=1",
+                            "--hidden_dims=8", "--output_dims=16", "--plain_only",
+                            "--image_shape=8,8,3", "--num_levels=256",
+                            "--num_classes=10"], tmp_path)
+  assert [r["params"] for r in report["results"]] == [params]
+  assert (report["image_shape"], report["num_levels"], report["num_classes"]) == (
+      [8, 8, 3], 256, 10)
+
+
+def test_step_time_refuses_a_malformed_image_shape():
+  result = subprocess.run(
+      [sys.executable, "-m", "bench.step_time", "--image_shape=32x32"], cwd=REPO,
+      timeout=120, capture_output=True, text=True, check=False)
+  assert result.returncode == 2
+  assert "--image_shape='32x32': expected three positive integers" in result.stderr
+
+
+@pytest.mark.slow
 def test_sampling_bench_times_the_pixelcnn_size_and_block_width_asked_for(tmp_path):
   _, report = quick_report("sampling_speed",
                            ["--families=pixelcnn", "--kernel_width=5",
