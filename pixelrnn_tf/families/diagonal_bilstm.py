@@ -6,6 +6,12 @@ from pixelrnn_tf.families import recurrent_stack
 from pixelrnn_tf.layers import DiagonalBiLSTM
 
 
+def make_layer(units, groups, name):
+  """A Diagonal BiLSTM layer of the stack (`recurrent_stack.network`'s
+  `make_layer`)."""
+  return DiagonalBiLSTM(units, num_groups=groups, name=name)
+
+
 def network(x, config, images, labels):
   """The Diagonal BiLSTM network of `config` on scaled images `x`:
   `(logits, Stack)`.
@@ -18,9 +24,7 @@ def network(x, config, images, labels):
   depend on whole rows, so they are never used as logits.
   """
   del images, labels
-  return recurrent_stack.network(
-      x, config, lambda units, groups, name: DiagonalBiLSTM(
-          units, num_groups=groups, name=name), pad_right=1)
+  return recurrent_stack.network(x, config, make_layer, pad_right=1)
 
 
 FAMILY = base.Family(
