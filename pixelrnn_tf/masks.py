@@ -28,11 +28,9 @@ def channel_groups(num_channels, num_groups):
   return np.arange(num_channels) * num_groups // num_channels
 
 
-def channel_mask(in_channels, out_channels, mask_type, num_groups):
-  """Returns the `(in_channels, out_channels)` 0/1 mask for the centre tap.
-
-  Output group `g` reads input groups `< g` for mask A, `<= g` for mask B.
-  """
+def check_channel_mask_args(in_channels, out_channels, mask_type, num_groups):
+  """Raises ValueError unless `mask_type` is 'A' or 'B' and
+  `1 <= num_groups <= min(in_channels, out_channels)`."""
   if mask_type not in MASK_TYPES:
     raise ValueError(
         f"Invalid `mask_type`. Expected 'A' or 'B'. Received: mask_type={mask_type!r}")
@@ -41,6 +39,14 @@ def channel_mask(in_channels, out_channels, mask_type, num_groups):
         "Invalid `num_groups`. Expected 1 <= num_groups <= min(in_channels, "
         f"out_channels)={min(in_channels, out_channels)}. Received: "
         f"num_groups={num_groups}")
+
+
+def channel_mask(in_channels, out_channels, mask_type, num_groups):
+  """Returns the `(in_channels, out_channels)` 0/1 mask for the centre tap.
+
+  Output group `g` reads input groups `< g` for mask A, `<= g` for mask B.
+  """
+  check_channel_mask_args(in_channels, out_channels, mask_type, num_groups)
   in_group = channel_groups(in_channels, num_groups)[:, None]  # (in, 1)
   out_group = channel_groups(out_channels, num_groups)[None, :]  # (1, out)
   if mask_type == "A":

@@ -19,16 +19,22 @@ def mask_tensor(kernel_size, in_channels, out_channels, mask_type, num_groups):
 
   The `(kh, kw, C_in, C_out)` mask is the sum of a spatial part (the rows above and
   the taps left of the centre read every channel) and the centre tap times the
-  `(C_in, C_out)` channel mask: a graph (and a SavedModel, one copy per signature)
-  then holds `2 kh kw + C_in C_out` numbers per layer, not `kh kw C_in C_out`.
+  `(C_in, C_out)` channel mask, which compares the input and output channels'
+  colour groups in the graph: a graph (and a SavedModel, one copy per traced
+  function) then holds `2 kh kw + C_in + C_out` numbers per layer, not
+  `kh kw C_in C_out`.
   """
   kh, kw = kernel_size
+  masks.check_channel_mask_args(in_channels, out_channels, mask_type, num_groups)
   spatial = masks.causal_kernel_mask(kernel_size, 1, 1, "A", 1)[:, :, 0, 0]
   centre = np.zeros((kh, kw), np.float32)
   centre[kh // 2, kw // 2] = 1.0
-  channel = masks.channel_mask(in_channels, out_channels, mask_type, num_groups)
+  in_group = tf.constant(masks.channel_groups(in_channels, num_groups), tf.int32)
+  out_group = tf.constant(masks.channel_groups(out_channels, num_groups), tf.int32)
+  reads = (tf.less if mask_type == "A" else tf.less_equal)(
+      in_group[:, None], out_group[None, :])  # (C_in, C_out)
   return (tf.constant(spatial)[:, :, None, None] +
-          tf.constant(centre)[:, :, None, None] * tf.constant(channel))
+          tf.constant(centre)[:, :, None, None] * tf.cast(reads, tf.float32))
 
 
 def causal_conv2d(inputs, kernel, mask):
