@@ -19,6 +19,8 @@ import functools
 import json
 import math
 import os
+import signal
+import threading
 import time
 
 from absl import logging
@@ -283,6 +285,47 @@ class _CheckpointAndStopOnNaN(keras.callbacks.Callback):
     return os.path.join(self.manager.directory, f"ckpt-{step}")
 
 
+class _InterruptAtStepEnd(keras.callbacks.Callback):
+  """Raises Ctrl-C's KeyboardInterrupt at the next step's end, not wherever it lands.
+
+  Python raises it in whatever the main thread runs when SIGINT arrives; during
+  TensorFlow's tracing that can be a finalizer (`__del__`), which swallows it, and
+  training would go on. Used as a context manager (main thread only), it makes a
+  first Ctrl-C set a flag that the callback raises at the next batch, validation
+  batch or loop start; that Ctrl-C also puts the previous handler back, so a second
+  one interrupts at once.
+  """
+
+  def __init__(self):
+    super().__init__()
+    self.requested = False
+    self._previous = None
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      self._previous = signal.signal(signal.SIGINT, self._request)
+    return self
+
+  def __exit__(self, *exc_info):
+    if self._previous is not None:
+      signal.signal(signal.SIGINT, self._previous)
+      self._previous = None
+
+  def _request(self, signum, frame):
+    del signum, frame
+    self.requested = True
+    signal.signal(signal.SIGINT, self._previous)
+
+  def _raise_if_requested(self, *args, **kwargs):
+    del args, kwargs
+    if self.requested:
+      self.requested = False
+      raise KeyboardInterrupt
+
+  on_train_begin = on_epoch_begin = _raise_if_requested
+  on_train_batch_end = on_test_batch_end = _raise_if_requested
+
+
 def train(model_dir, model_config, train_config, strategy=None, verbose=1,
           callbacks=()):
   """Trains (or resumes) the model in `model_dir` up to `train_config.train_steps`.
@@ -345,43 +388,44 @@ def train(model_dir, model_config, train_config, strategy=None, verbose=1,
     _init_from(model, model_config, train_config.init_from,
                model_dir if chief else None)
   run = history.Run(model_dir) if chief else None
-  if run:
-    run.start(step)
-  guard = _CheckpointAndStopOnNaN(manager, optimizer, strategy, run)
-  callbacks = [guard, *callbacks]
-  if train_config.lr_schedule != "constant" or train_config.warmup_steps:
-    callbacks.insert(0, _ScheduleLearningRate(learning_rate_schedule(train_config)))
-  if chief:
-    callbacks.append(keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")))
-  start = time.time()
-  # The input stream is shuffled already (`data.train_pipeline`).
-  fit = functools.partial(model.fit, shuffle=False)
-  if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-    fit = functools.partial(_fit_multi_worker, model, strategy,
-                            model_config.num_levels, train_config.batch_size)
-  for first_loop, loop_steps, end_loop in loop_runs(
-      step, train_config.train_steps, train_config.steps_per_loop):
-    step = int(optimizer.iterations.numpy())
-    # A resumed run (step > 0) draws a new image order rather than replaying one.
-    train_input = distribute.distribute_train_dataset(
-        strategy, functools.partial(_train_shard, train_ds, train_config.seed + step,
-                                    labels),
-        train_config.batch_size)
-    try:
-      fit(train_input, steps_per_epoch=loop_steps, initial_epoch=first_loop,
-          epochs=end_loop, callbacks=callbacks, verbose=verbose, **validation)
-    except KeyboardInterrupt:
-      if guard.bad_step is None:
-        guard.save()
-      raise Interrupted(
-          f"Interrupted at step {int(optimizer.iterations.numpy())}; saved "
-          f"{manager.latest_checkpoint}. Run the same command again to resume."
-      ) from None
-    if guard.bad_step is not None:
-      raise TrainingError(
-          f"Loss became NaN or inf near step {guard.bad_step}. Training stopped; the "
-          f"last good checkpoint {manager.latest_checkpoint} is kept. Lower "
-          "--learning_rate or check the data, then rerun the same command to resume.")
+  with _InterruptAtStepEnd() as interrupt:
+    if run:
+      run.start(step)
+    guard = _CheckpointAndStopOnNaN(manager, optimizer, strategy, run)
+    callbacks = [interrupt, guard, *callbacks]
+    if train_config.lr_schedule != "constant" or train_config.warmup_steps:
+      callbacks.insert(0, _ScheduleLearningRate(learning_rate_schedule(train_config)))
+    if chief:
+      callbacks.append(keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")))
+    start = time.time()
+    # The input stream is shuffled already (`data.train_pipeline`).
+    fit = functools.partial(model.fit, shuffle=False)
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+      fit = functools.partial(_fit_multi_worker, model, strategy,
+                              model_config.num_levels, train_config.batch_size)
+    for first_loop, loop_steps, end_loop in loop_runs(
+        step, train_config.train_steps, train_config.steps_per_loop):
+      step = int(optimizer.iterations.numpy())
+      # A resumed run (step > 0) draws a new image order rather than replaying one.
+      train_input = distribute.distribute_train_dataset(
+          strategy, functools.partial(_train_shard, train_ds, train_config.seed + step,
+                                      labels),
+          train_config.batch_size)
+      try:
+        fit(train_input, steps_per_epoch=loop_steps, initial_epoch=first_loop,
+            epochs=end_loop, callbacks=callbacks, verbose=verbose, **validation)
+      except KeyboardInterrupt:
+        if guard.bad_step is None:
+          guard.save()
+        raise Interrupted(
+            f"Interrupted at step {int(optimizer.iterations.numpy())}; saved "
+            f"{manager.latest_checkpoint}. Run the same command again to resume."
+        ) from None
+      if guard.bad_step is not None:
+        raise TrainingError(
+            f"Loss became NaN or inf near step {guard.bad_step}. Training stopped; the "
+            f"last good checkpoint {manager.latest_checkpoint} is kept. Lower "
+            "--learning_rate or check the data, then rerun the same command to resume.")
   logging.info("Trained to step %d in %.0f s", int(optimizer.iterations.numpy()),
                time.time() - start)
   if chief and train_config.summary_samples:
