@@ -299,17 +299,20 @@ class _InterruptAtStepEnd(keras.callbacks.Callback):
   def __init__(self):
     super().__init__()
     self.requested = False
-    self._previous = None
+    self._installed = False
+    self._previous = signal.SIG_DFL
 
   def __enter__(self):
     if threading.current_thread() is threading.main_thread():
-      self._previous = signal.signal(signal.SIGINT, self._request)
+      # None: a handler not set from Python; the default stands in for it.
+      self._previous = signal.signal(signal.SIGINT, self._request) or signal.SIG_DFL
+      self._installed = True
     return self
 
   def __exit__(self, *exc_info):
-    if self._previous is not None:
+    if self._installed:
       signal.signal(signal.SIGINT, self._previous)
-      self._previous = None
+      self._installed = False
 
   def _request(self, signum, frame):
     del signum, frame
