@@ -2,10 +2,11 @@
 precision.
 
 Times `model.train_on_batch` (Adam, `NegativeLogLikelihood`) on a fixed batch of
-random images (binary 28x28x1 unless `--image_shape`/`--num_levels` say otherwise), for the families at similar parameter counts (about
-72k-93k), each with `jit_compile` off and on and in float32 and in the
-machine's mixed policy (`mixed_bfloat16` on CPU/TPU, `mixed_float16` on GPU). Prints
-a Markdown table; the numbers and the machine go to a JSON file.
+random images (binary 28x28x1 unless `--image_shape`/`--num_levels` say otherwise),
+for the families at similar parameter counts (about 72k-93k), each with
+`jit_compile` off and on and in float32 and in the machine's mixed policy
+(`mixed_bfloat16` on CPU/TPU, `mixed_float16` on GPU). Prints a Markdown table; the
+numbers and the machine go to a JSON file.
 
   python -m bench.step_time           # full run: batch 64, 1 warm-up + 5 timed steps
   python -m bench.step_time --quick   # smoke run: tiny models, batch 8, 2 steps;
