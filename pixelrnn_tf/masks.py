@@ -41,6 +41,13 @@ def check_channel_mask_args(in_channels, out_channels, mask_type, num_groups):
         f"num_groups={num_groups}")
 
 
+def group_reads(in_group, out_group, mask_type):
+  """Whether an output of colour group `out_group` reads an input of `in_group` at
+  the centre tap: `in_group < out_group` for mask A, `<=` for mask B. Elementwise
+  with broadcasting, on NumPy arrays or tensors alike; boolean."""
+  return in_group < out_group if mask_type == "A" else in_group <= out_group
+
+
 def channel_mask(in_channels, out_channels, mask_type, num_groups):
   """Returns the `(in_channels, out_channels)` 0/1 mask for the centre tap.
 
@@ -49,9 +56,7 @@ def channel_mask(in_channels, out_channels, mask_type, num_groups):
   check_channel_mask_args(in_channels, out_channels, mask_type, num_groups)
   in_group = channel_groups(in_channels, num_groups)[:, None]  # (in, 1)
   out_group = channel_groups(out_channels, num_groups)[None, :]  # (1, out)
-  if mask_type == "A":
-    return (in_group < out_group).astype(np.float32)
-  return (in_group <= out_group).astype(np.float32)
+  return group_reads(in_group, out_group, mask_type).astype(np.float32)
 
 
 def causal_kernel_mask(kernel_size, in_channels, out_channels, mask_type,

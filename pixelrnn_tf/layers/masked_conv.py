@@ -31,8 +31,8 @@ def mask_tensor(kernel_size, in_channels, out_channels, mask_type, num_groups):
   centre[kh // 2, kw // 2] = 1.0
   in_group = tf.constant(masks.channel_groups(in_channels, num_groups), tf.int32)
   out_group = tf.constant(masks.channel_groups(out_channels, num_groups), tf.int32)
-  reads = (tf.less if mask_type == "A" else tf.less_equal)(
-      in_group[:, None], out_group[None, :])  # (C_in, C_out)
+  reads = masks.group_reads(in_group[:, None], out_group[None, :],
+                            mask_type)  # (C_in, C_out)
   return (tf.constant(spatial)[:, :, None, None] +
           tf.constant(centre)[:, :, None, None] * tf.cast(reads, tf.float32))
 
