@@ -3,8 +3,8 @@
 Reads `MODEL_DIR/logs/validation` events (Keras' `epoch_loss`: mean nats per image
 over the validation images), converts epochs to optimizer steps with the run's
 `steps_per_loop` (the last loop ends at `train_steps`), and prints a Markdown table
-of (step, hours since the first event, NLL); with --plot, also draws NLL against
-wall time and step into a PNG. A `bench/race_tfp.py` JSON file given instead of a
+of (step, hours since the first event, NLL, and for images of more than 2 levels
+also bits/dim); with --plot, also draws NLL against wall time and step into a PNG. A `bench/race_tfp.py` JSON file given instead of a
 model_dir adds one curve per contestant (hours of training time, validation stopped
 the clock).
 
@@ -19,6 +19,7 @@ pause between a kill and a resume.
 import argparse
 import glob
 import json
+import math
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -58,6 +59,16 @@ def validation_curve(model_dir):
            nll) for wall, epoch, nll in val]
 
 
+def bits_per_dim_scale(model_dir):
+  """Bits/dim per nat/image of a model_dir's images (`1 / (H W C ln 2)`), or None
+  for binary images, whose figures are given in nats."""
+  with open(os.path.join(model_dir, "config.json")) as f:
+    model = json.load(f)["model"]
+  if model["num_levels"] <= 2:
+    return None
+  return 1.0 / (math.prod(model["image_shape"]) * math.log(2.0))
+
+
 def race_curves(path):
   """Returns `{contestant: [(step, hours, nll_nats)]}` from a race_tfp.py JSON file."""
   with open(path) as f:
@@ -83,16 +94,21 @@ def main():
   parser.add_argument("model_dirs", nargs="+")
   parser.add_argument("--plot", help="PNG path for the plot")
   args = parser.parse_args()
-  curves = {}
+  curves, scales = {}, {}
   for source in args.model_dirs:
     if source.endswith(".json"):
       curves.update(race_curves(source))
     else:
-      curves[os.path.basename(os.path.normpath(source))] = validation_curve(source)
+      name = os.path.basename(os.path.normpath(source))
+      curves[name] = validation_curve(source)
+      scales[name] = bits_per_dim_scale(source)
   for name, curve in curves.items():
-    print(f"\n{name}\n\n| step | hours | validation NLL (nats) |\n|---|---|---|")
+    scale = scales.get(name)
+    print(f"\n{name}\n\n| step | hours | validation NLL (nats) |"
+          + (" bits/dim |\n|---|---|---|---|" if scale else "\n|---|---|---|"))
     for step, hours, nll in curve:
-      print(f"| {step} | {hours:.2f} | {nll:.2f} |")
+      print(f"| {step} | {hours:.2f} | {nll:.2f} |"
+            + (f" {nll * scale:.4f} |" if scale else ""))
   if args.plot:
     import matplotlib  # pylint: disable=g-import-not-at-top
     matplotlib.use("Agg")

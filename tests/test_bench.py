@@ -1,6 +1,7 @@
 """Every bench script runs in its --quick mode (smoke only: no timing asserted)."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -192,10 +193,15 @@ def test_curves_reads_a_training_run(image_folder, tmp_path):
   training.train(str(model_dir), model_config, train_config, verbose=0)
   stdout = run(["-m", "bench.curves", str(model_dir), f"--plot={tmp_path}/c.png"],
                tmp_path)
-  cells = [line.split("|")[1].strip() for line in stdout.splitlines()
-           if line.startswith("| ")]
-  steps = [cell for cell in cells if cell.isdigit()]
+  rows = [[cell.strip() for cell in line.split("|")[1:-1]]
+          for line in stdout.splitlines() if line.startswith("| ")]
+  assert rows[0] == ["step", "hours", "validation NLL (nats)", "bits/dim"], stdout
+  steps = [row[0] for row in rows[1:]]
   assert steps == ["2", "4", "5"], stdout  # the last, short loop ends at step 5
+  # 8x8 grey images of 256 levels: bits/dim = nats / (64 ln 2).
+  for row in rows[1:]:
+    assert float(row[3]) == pytest.approx(float(row[2]) / (64 * math.log(2)),
+                                          abs=1e-3), row
   assert (tmp_path / "c.png").stat().st_size > 0
 
 
@@ -210,7 +216,8 @@ def test_curves_reads_a_race_json(tmp_path):
   path.write_text(json.dumps(race))
   stdout = run(["-m", "bench.curves", str(path), f"--plot={tmp_path}/r.png"],
                tmp_path)
-  assert "| 100 | 0.50 | 90.50 |" in stdout and "| 100 | 0.50 | 86.70 |" in stdout
+  # Binarized MNIST: nats only, no bits/dim column.
+  assert "| 100 | 0.50 | 90.50 |\n" in stdout and "| 100 | 0.50 | 86.70 |\n" in stdout
   # Only this package's contestant ran in the race's mixed policy.
   assert "pixelcnn, 88,065 params, Adam 0.003, mixed_bfloat16\n" in stdout
   assert "tfd.PixelCNN, 88,782 params, Adam 0.001\n" in stdout
