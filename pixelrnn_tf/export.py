@@ -331,10 +331,12 @@ class _ServingModule(tf.Module):
   def __init__(self, model, model_config, metadata, config_path, xla_samplers):
     super().__init__(name="pixelrnn_tf_export")
     self._model = lambda: model  # a closure: not tracked
-    draw = lambda images, start, seed, labels: sampling.complete(
-        model, images, start, model_config.num_levels, seed, labels)
-    if xla_samplers:
-      draw = tf.function(draw, jit_compile=True)
+    def draw(images, start, seed, labels):
+      """`sampling.complete` of the model, traced once as one graph function that
+      `sample` and `complete` both call: the SavedModel holds the sampler once."""
+      return sampling.complete(model, images, start, model_config.num_levels, seed,
+                               labels)
+    draw = tf.function(draw, jit_compile=xla_samplers)
     self._draw = lambda: draw  # a closure: not tracked
     self.config_asset = tf.saved_model.Asset(config_path)
     self._shape = tuple(model_config.image_shape)
@@ -404,7 +406,8 @@ class _ServingModule(tf.Module):
   def _draw_samples(self, num_samples, seed, labels=None):
     """`sample`'s output: uint8 `(num_samples, H, W, C)` drawn from blank images."""
     blank = sampling.blank_images(num_samples, self._shape)
-    return {"images": self._draw()(blank, 0, tf.stack([seed, 0]), labels)}
+    start = tf.constant(0)  # a tensor, as in `_complete`: the same trace of `draw`
+    return {"images": self._draw()(blank, start, tf.stack([seed, 0]), labels)}
 
   def _complete(self, images, known_rows, seed, labels=None):
     """Keeps rows `< known_rows` of uint8 `(B, H, W, C)` and re-samples the rest

@@ -13,6 +13,7 @@ import ast
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -183,6 +184,29 @@ def test_graph_has_no_python_function_and_holds_every_weight(exports, family):
   saved = [name for name in reader.get_variable_to_shape_map()
            if name.startswith("model_variables/")]
   assert len(saved) == len(e.model.weights)
+
+
+def sampler_calls(path):
+  """`(draws, callers)`: the names of the SavedModel's graph functions traced from
+  the export's sampler (`draw`), and those of the graph functions that call one,
+  numeric suffixes dropped."""
+  proto = saved_model_pb2.SavedModel()
+  with open(os.path.join(path, "saved_model.pb"), "rb") as f:
+    proto.ParseFromString(f.read())
+  library = proto.meta_graphs[0].graph_def.library.function
+  draws = [f.signature.name for f in library
+           if re.fullmatch(r"__inference_draw_\d+", f.signature.name)]
+  callers = {re.sub(r"_\d+$", "", f.signature.name) for f in library
+             for node in f.node_def if node.attr["f"].func.name in draws}
+  return draws, sorted(callers)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_sample_and_complete_call_one_traced_sampler(exports, family):
+  """The sampler is stored once, not once per signature (a SavedModel's size)."""
+  draws, callers = sampler_calls(exports.get(family, "rgb").path)
+  assert len(draws) == 1, draws
+  assert callers == ["__inference__complete", "__inference__sample"]
 
 
 # Signatures against the in-process model. -------------------------------------------
@@ -359,6 +383,10 @@ def test_xla_samplers_draw_what_the_in_process_xla_sampler_draws(
   path = export.export(str(tmp_path / "model"), str(tmp_path / "export"),
                        xla_samplers=True)
   assert xla_compiled_functions(path)
+  draws, callers = sampler_calls(path)
+  assert len(draws) == 1 and draws[0] in xla_compiled_functions(path)
+  sample = "__inference__sample_classes" if num_classes else "__inference__sample"
+  assert callers == ["__inference__complete", sample]
   loaded = tf.saved_model.load(path)
   images = np.random.default_rng(3).integers(0, levels, (2,) + shape, np.uint8)
   labels = np.array([2, 0], np.int32) if num_classes else None
