@@ -1,6 +1,7 @@
 """Shared fixtures: quiet TF, small image folders for hermetic training tests."""
 
 import os
+import tarfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -13,6 +14,8 @@ import pytest  # pylint: disable=g-import-not-at-top
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_TFDS = os.path.join(REPO, "..", "shared", "data", "tfds")
+SHARED_CIFAR10_JPEG = os.path.join(REPO, "..", "shared", "data", "cifar10_jpeg",
+                                   "train.tar.gz")
 
 
 def write_pngs(directory, images):
@@ -50,3 +53,15 @@ def shared_tfds_dir():
   if not os.path.isdir(os.path.join(path, "binarized_mnist")):
     pytest.skip("offline binarized_mnist copy not found (set TFDS_DATA_DIR)")
   return path
+
+
+@pytest.fixture(scope="session")
+def shared_cifar10_jpeg(tmp_path_factory):
+  """The offline CIFAR-10 JPEG copy, unpacked: its `train/<class>/*.jpg` folder, or
+  skip."""
+  if not os.path.exists(SHARED_CIFAR10_JPEG):
+    pytest.skip("offline cifar10_jpeg copy not found")
+  root = tmp_path_factory.mktemp("cifar10_jpeg")
+  with tarfile.open(SHARED_CIFAR10_JPEG) as archive:
+    archive.extractall(root, filter="data")
+  return str(root / "train")
