@@ -253,7 +253,9 @@ def _load_folder(root, split, image_size, channels, num_levels, bad_files):
         "A folder dataset needs --image_size: images are resized and centre-cropped "
         "to image_size x image_size.")
   if not os.path.isdir(root):
-    raise DataError(f"Image folder {root!r} does not exist or is not a directory.")
+    raise DataError(f"Image folder {root!r} does not exist or is not a directory. "
+                    "Pass --dataset=folder:DIR with a folder of images on this "
+                    "machine.")
   all_files = _image_files(root)
   split_dir = os.path.join(root, split)
   if os.path.isdir(split_dir):
