@@ -257,7 +257,7 @@ def test_a_shipped_savedmodel_is_causal(name):
   for k in (0, len(order) // 3, len(order) // 2 + 1, len(order) - 2):
     i, j, c = order[k]
     changed = image.copy()
-    changed[0, i, j, c] = (changed[0, i, j, c] + 1) % levels
+    changed[0, i, j, c] = (int(changed[0, i, j, c]) + 1) % levels
     out = served(images=tf.constant(changed), **extra)["pixel_log_prob"].numpy()[0]
     diff = np.abs(out - base)
     assert all(diff[tuple(p)] == 0 for p in order[:k]), (name, k)
