@@ -4,9 +4,9 @@ Reads `MODEL_DIR/logs/validation` events (Keras' `epoch_loss`: mean nats per ima
 over the validation images), converts epochs to optimizer steps with the run's
 `steps_per_loop` (the last loop ends at `train_steps`), and prints a Markdown table
 of (step, hours since the first event, NLL, and for images of more than 2 levels
-also bits/dim); with --plot, also draws NLL against wall time and step into a PNG. A `bench/race_tfp.py` JSON file given instead of a
-model_dir adds one curve per contestant (hours of training time, validation stopped
-the clock).
+also bits/dim); with --plot, also draws NLL against wall time and step into a PNG.
+A `bench/race_tfp.py` JSON file given instead of a model_dir adds one curve per
+contestant (hours of training time, validation stopped the clock).
 
   python -m bench.curves /path/to/model_dir [...] [--plot=docs/curves.png]
   python -m bench.curves bench/results/race_tfp.json --plot=docs/race_tfp.png

@@ -186,14 +186,19 @@ def test_graph_has_no_python_function_and_holds_every_weight(exports, family):
   assert len(saved) == len(e.model.weights)
 
 
+def function_library(path):
+  """The `FunctionDef`s of the SavedModel at `path` (its graph functions)."""
+  proto = saved_model_pb2.SavedModel()
+  with open(os.path.join(path, "saved_model.pb"), "rb") as f:
+    proto.ParseFromString(f.read())
+  return proto.meta_graphs[0].graph_def.library.function
+
+
 def sampler_calls(path):
   """`(draws, callers)`: the names of the SavedModel's graph functions traced from
   the export's sampler (`draw`), and those of the graph functions that call one,
   numeric suffixes dropped."""
-  proto = saved_model_pb2.SavedModel()
-  with open(os.path.join(path, "saved_model.pb"), "rb") as f:
-    proto.ParseFromString(f.read())
-  library = proto.meta_graphs[0].graph_def.library.function
+  library = function_library(path)
   draws = [f.signature.name for f in library
            if re.fullmatch(r"__inference_draw_\d+", f.signature.name)]
   callers = {re.sub(r"_\d+$", "", f.signature.name) for f in library
@@ -363,11 +368,7 @@ def test_class_conditional_export_takes_labels_everywhere(family, tmp_path):
 
 def xla_compiled_functions(path):
   """Names of the SavedModel's graph functions that must compile with XLA."""
-  proto = saved_model_pb2.SavedModel()
-  with open(os.path.join(path, "saved_model.pb"), "rb") as f:
-    proto.ParseFromString(f.read())
-  return [function.signature.name
-          for function in proto.meta_graphs[0].graph_def.library.function
+  return [function.signature.name for function in function_library(path)
           if function.attr["_XlaMustCompile"].b]
 
 
